@@ -1,0 +1,48 @@
+"""Dataset loaders: each real format becomes one :class:`~radcore.corpus.Corpus`.
+
+>>> corpus = load_corpus("mimic-cxr", "~/physionet.org", uncertain="positive")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from radcore.corpus import Corpus
+from radcore.data.ct_rate import CtRateOptions, load_ct_rate
+from radcore.data.mimic_cxr import MimicOptions, load_mimic_cxr
+
+LOADERS = {"mimic-cxr": (MimicOptions, load_mimic_cxr), "ct-rate": (CtRateOptions, load_ct_rate)}
+
+__all__ = ["CtRateOptions", "LOADERS", "MimicOptions", "load_corpus", "load_ct_rate", "load_mimic_cxr",
+           "options_for"]
+
+
+def options_for(dataset: str, **options):
+    """The options dataclass of ``dataset`` built from keyword ``options`` (unknown names raise ``ValueError``)."""
+    if dataset not in LOADERS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(LOADERS)}")
+    cls = LOADERS[dataset][0]
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for {dataset}; {cls.__name__} accepts {known}")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    return cls(**{name: _coerce(value, defaults[name]) for name, value in options.items()})
+
+
+def _coerce(value, default):
+    """Command-line strings take the type of the option's default (``"0.2"`` -> ``0.2``)."""
+    if not isinstance(value, str) or isinstance(default, str):
+        return value
+    kind = type(default)
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"option value {value!r} is not a valid {kind.__name__}") from None
+
+
+def load_corpus(dataset: str, data_dir: str | Path, **options) -> Corpus:
+    """Load ``dataset`` ('mimic-cxr' or 'ct-rate') from ``data_dir``; ``options`` set fields of its options class."""
+    chosen = options_for(dataset, **options)
+    return LOADERS[dataset][1](Path(data_dir).expanduser(), chosen)
