@@ -1,0 +1,94 @@
+"""Privacy planning and accounting for DP-SGD (Poisson-sampled, per-sample clipped, Gaussian noise).
+
+The plan is made before training from what the accountant assumes: the sampling rate of Opacus'
+Poisson loader (``1 / ceil(n / batch)``), the number of steps it will take (``epochs`` times
+``ceil(n / batch)``), and the target (epsilon, delta). The noise multiplier is the smallest one (to
+1 % of epsilon) whose accounted epsilon does not exceed the target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from opacus.accountants import create_accountant
+from opacus.accountants.utils import get_noise_multiplier
+
+ACCOUNTANTS = ("rdp", "prv")
+# Opacus' default RDP orders stop at 63, which cannot certify epsilon below ~0.2 at any noise level
+# (the conversion term log(1/delta)/(order-1) alone exceeds it). Larger orders make epsilon=0.01 reachable.
+RDP_ORDERS = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
+                   + sorted({int(round(64 * (10000 / 64) ** (i / 23))) for i in range(24)}))
+DELTA_FRACTION_OF_INVERSE_N = 0.1  # default delta = 0.1 / n: an order of magnitude below 1/n
+
+
+class PrivacyBudgetError(RuntimeError):
+    """A run would spend more privacy than its target."""
+
+
+@dataclass(frozen=True)
+class PrivacyPlan:
+    """Everything the accountant needs, and the epsilon it gives for the whole run."""
+
+    epsilon_target: float
+    delta: float
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    max_grad_norm: float
+    accountant: str
+    epsilon_planned: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_delta(n_train: int) -> float:
+    """delta = 0.1 / n: well below 1/n, the level at which one record may leak outright."""
+    return DELTA_FRACTION_OF_INVERSE_N / n_train
+
+
+def poisson_schedule(*, n_train: int, batch_size: int, epochs: int) -> tuple[float, int]:
+    """(sample rate, steps) of Opacus' Poisson loader for this corpus and expected batch size."""
+    if n_train < 1 or batch_size < 1 or epochs < 1:
+        raise ValueError(f"need n_train, batch_size, epochs >= 1 (got {n_train}, {batch_size}, {epochs})")
+    batches_per_epoch = math.ceil(n_train / batch_size)
+    return 1.0 / batches_per_epoch, epochs * batches_per_epoch
+
+
+def spent_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
+                  accountant: str = "rdp") -> float:
+    """Epsilon of ``steps`` Poisson-subsampled Gaussian steps, by the named Opacus accountant."""
+    acc = create_accountant(accountant)
+    acc.history = [(noise_multiplier, sample_rate, steps)]
+    return float(acc.get_epsilon(delta=delta, **_accountant_options(accountant)))
+
+
+def _accountant_options(accountant: str) -> dict:
+    return {"alphas": list(RDP_ORDERS)} if accountant == "rdp" else {}
+
+
+def plan_privacy(*, epsilon: float, n_train: int, batch_size: int, epochs: int, max_grad_norm: float,
+                 delta: float | None = None, accountant: str = "rdp") -> PrivacyPlan:
+    """Calibrate the noise multiplier so that the planned run spends at most ``epsilon``."""
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise ValueError(f"epsilon must be a positive finite number, got {epsilon}")
+    if accountant not in ACCOUNTANTS:
+        raise ValueError(f"unknown accountant {accountant!r}; choose one of {ACCOUNTANTS}")
+    if max_grad_norm <= 0:
+        raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}")
+    delta = default_delta(n_train) if delta is None else delta
+    if not 0 < delta < 1 / n_train:
+        raise ValueError(f"delta must lie in (0, 1/n) = (0, {1 / n_train:.3g}) for n={n_train} training "
+                         f"reports, got {delta}: a larger delta allows leaking a whole record")
+    sample_rate, steps = poisson_schedule(n_train=n_train, batch_size=batch_size, epochs=epochs)
+    sigma = get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                 steps=steps, accountant=accountant, epsilon_tolerance=0.01 * epsilon,
+                                 **_accountant_options(accountant))
+    planned = spent_epsilon(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=delta,
+                            accountant=accountant)
+    if planned > epsilon:
+        raise PrivacyBudgetError(f"calibrated noise {sigma:.4g} gives epsilon {planned:.4g} > target {epsilon}")
+    return PrivacyPlan(epsilon_target=epsilon, delta=delta, noise_multiplier=sigma, sample_rate=sample_rate,
+                       steps=steps, max_grad_norm=max_grad_norm, accountant=accountant,
+                       epsilon_planned=planned)
