@@ -1,0 +1,116 @@
+"""Command line: ``radcore synth | train | evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from radcore.labels import DATASETS
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from radcore.models import REGISTRY
+    from radcore.train import MODES
+
+    parser = argparse.ArgumentParser(prog="radcore", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    synth = sub.add_parser("synth", help="write a synthetic corpus in a dataset's real file layout")
+    synth.add_argument("--dataset", choices=DATASETS, required=True)
+    synth.add_argument("--n", type=int, required=True, help="number of reports")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True, help="new directory to write")
+
+    train = sub.add_parser("train", help="fine-tune one model and write RUN_DIR/results.json")
+    train.add_argument("--dataset", choices=DATASETS, required=True)
+    train.add_argument("--data", required=True, help="corpus directory in the dataset's real layout")
+    train.add_argument("--model", default="minilm", help=f"one of {', '.join(REGISTRY)} or a local model dir")
+    train.add_argument("--mode", choices=MODES, default="lora")
+    train.add_argument("--epsilon", type=_positive_float, help="target epsilon (dp-* modes)")
+    train.add_argument("--delta", type=float, help="target delta (default 0.1/n_train)")
+    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--batch-size", type=int, help="(expected) batch size (default per mode)")
+    train.add_argument("--lr", type=float, help="learning rate (default per mode)")
+    train.add_argument("--max-length", type=int, default=128)
+    train.add_argument("--max-grad-norm", type=float, default=1.0)
+    train.add_argument("--accountant", choices=("rdp", "prv"), default="rdp")
+    train.add_argument("--max-train-reports", type=int)
+    train.add_argument("--random-init", action="store_true", help="random weights at the model's shape")
+    train.add_argument("--data-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                       help="loader option, e.g. uncertain=positive (repeatable)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--out", required=True, help="run directory")
+
+    evaluate = sub.add_parser("evaluate", help="score a saved run on another corpus")
+    evaluate.add_argument("--run", required=True, help="run directory holding results.json")
+    evaluate.add_argument("--dataset", choices=DATASETS, required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--split", default="test", choices=("train", "validate", "test", "all"))
+    evaluate.add_argument("--out", help="where to write the evaluation JSON")
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    return parser
+
+
+def _summary(metrics: dict) -> dict:
+    keys = ("n_reports", "weighted_f1", "weighted_f1_ci95", "macro_f1", "micro_f1", "auroc_macro")
+    return {k: metrics[k] for k in keys}
+
+
+def _run(args) -> dict:
+    if args.command == "synth":
+        from radcore.data.synth import write_corpus
+
+        return {"written": str(write_corpus(args.dataset, n=args.n, seed=args.seed, out=args.out))}
+    if args.command == "train":
+        from radcore.train import TrainConfig, train
+
+        config = TrainConfig(
+            dataset=args.dataset, data_dir=args.data, model=args.model, mode=args.mode, epsilon=args.epsilon,
+            delta=args.delta, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+            max_length=args.max_length, max_grad_norm=args.max_grad_norm, accountant=args.accountant,
+            max_train_reports=args.max_train_reports, pretrained=not args.random_init,
+            data_options=dict(args.data_option), seed=args.seed, device=args.device)
+        results = train(config, args.out)
+        return {"test": _summary(results["metrics"]["test"]), "privacy": results["privacy"],
+                "reports_per_s": results["timing"]["reports_per_s"], "out": args.out}
+    from radcore.evaluate import evaluate_run
+
+    record = evaluate_run(args.run, dataset=args.dataset, data_dir=args.data, split=args.split, out=args.out,
+                          device=args.device)
+    return {args.split: _summary(record["metrics"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; expected errors print one line and exit 2, never a traceback or report text."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    from radcore.errors import DataError
+    from radcore.privacy import PrivacyBudgetError
+
+    try:
+        print(json.dumps(_run(args), indent=2))
+    except (DataError, PrivacyBudgetError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"radcore {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Scoring: probabilities from a model, the metrics block, and re-scoring a saved run on another corpus."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from radcore.batches import encode, length_sorted_batches, trim
+from radcore.corpus import Corpus
+from radcore.metrics import classification_metrics
+from radcore.results import read_results, write_json_atomic
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data, device: torch.device, *, batch_size: int = 64) -> np.ndarray:
+    """Sigmoid probabilities ``(n, k)`` in the rows' original order; batches grouped by length."""
+    input_ids, attention_mask = data.tensors[0], data.tensors[1]
+    was_training = model.training
+    model.eval()
+    out = np.zeros((len(input_ids), data.tensors[2].shape[1]), dtype=np.float32)
+    for idx in length_sorted_batches(attention_mask, batch_size):
+        ids, am = trim(input_ids[idx].to(device), attention_mask[idx].to(device))
+        out[idx] = torch.sigmoid(model(input_ids=ids, attention_mask=am).logits.float()).cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def score(corpus: Corpus, probabilities: np.ndarray, *, seed: int = 0) -> dict:
+    """The metrics block for one split."""
+    return classification_metrics(corpus.labels, probabilities, mask=corpus.label_mask,
+                                  label_names=corpus.label_names, seed=seed)
+
+
+def load_trained(run_dir: Path, results: dict, device: torch.device):
+    """The fine-tuned model and tokenizer saved by a run."""
+    from radcore.models import load_classifier, load_tokenizer, model_spec
+    from radcore.train import TrainConfig
+
+    config = TrainConfig.from_dict(results["config"])
+    spec = model_spec(config.model)
+    weights = run_dir / results["model"]["weights"]
+    if config.uses_lora:
+        from peft import PeftModel
+
+        base = load_classifier(spec, num_labels=len(results["data"]["label_names"]),
+                               pretrained=config.pretrained, device=device)
+        model = PeftModel.from_pretrained(base, weights)
+    else:
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(weights, use_safetensors=True).to(device)
+    return model, load_tokenizer(spec), config
+
+
+def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, split: str = "test",
+                 out: str | Path | None = None, device: str = "auto") -> dict:
+    """Score a saved run on ``split`` of another corpus; writes and returns an evaluation record."""
+    from radcore.data import load_corpus
+    from radcore.train import resolve_device
+
+    run_dir = Path(run_dir)
+    results = read_results(run_dir)
+    corpus = load_corpus(dataset, data_dir, **results["config"].get("data_options", {}))
+    if list(corpus.label_names) != results["data"]["label_names"]:
+        raise ValueError(f"run {run_dir} was trained on {results['config']['dataset']} labels; "
+                         f"{dataset} has a different label set")
+    part = corpus if split == "all" else corpus.subset(split)
+    if len(part) == 0:
+        raise ValueError(f"the {split!r} split of {data_dir} is empty")
+    dev = resolve_device(device)
+    model, tokenizer, config = load_trained(run_dir, results, dev)
+    start = time.perf_counter()
+    probabilities = predict(model, encode(part, tokenizer, max_length=config.max_length), dev)
+    record = {"run": str(run_dir), "dataset": dataset, "data_dir": str(data_dir), "split": split,
+              "metrics": score(part, probabilities, seed=config.seed),
+              "eval_seconds": time.perf_counter() - start}
+    target = Path(out) if out else run_dir / "evaluations" / f"{dataset}-{split}.json"
+    write_json_atomic(target, record)
+    return record

@@ -1,0 +1,268 @@
+"""One entry point for every training mode: LoRA, DP-LoRA, full fine-tuning and DP full fine-tuning.
+
+``train(config, out_dir)`` loads the corpus through the real loader, fine-tunes, scores validation and
+test at the fixed threshold, and writes ``out_dir/results.json`` (last, atomically: its presence marks a
+finished run), the adapter or model, and the test-set probabilities for paired statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from radcore.batches import encode, trim
+from radcore.corpus import Corpus
+from radcore.data import load_corpus
+from radcore.evaluate import predict, score
+from radcore.models import LoraSettings, count_parameters, load_classifier, load_tokenizer, model_spec, wrap_lora
+from radcore.privacy import PrivacyBudgetError, PrivacyPlan, plan_privacy, spent_epsilon
+from radcore.results import RESULTS_FILE, library_versions, replace_dir_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+# Opacus' hooks on a frozen encoder trigger this notice on every backward pass; it is expected.
+warnings.filterwarnings("ignore", message="Full backward hook is firing")
+
+MODES = ("lora", "dp-lora", "full", "dp-full")
+# Defaults per mode (the study publishes none). DP noise is added to a sum of clipped gradients, so
+# its share of the averaged update falls as 1/batch: DP modes take large (expected) batches and a larger
+# step (tests/test_dp.py shows DP-LoRA learning with them). Full fine-tuning moves pretrained weights
+# and takes a small step.
+DEFAULT_LEARNING_RATE = {"lora": 3e-3, "dp-lora": 1e-2, "full": 5e-5, "dp-full": 5e-4}
+DEFAULT_BATCH_SIZE = {"lora": 32, "dp-lora": 128, "full": 32, "dp-full": 128}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run; stored verbatim in ``results.json`` so the run can be repeated."""
+
+    dataset: str  # "mimic-cxr" or "ct-rate"
+    data_dir: str  # corpus root in the dataset's real layout
+    model: str = "minilm"  # registry name or local model directory
+    mode: str = "lora"  # one of MODES
+    epsilon: float | None = None  # target epsilon; required for dp-* modes only
+    delta: float | None = None  # None: 0.1 / n_train
+    epochs: int = 3
+    batch_size: int | None = None  # None: DEFAULT_BATCH_SIZE[mode]; the expected (Poisson) size under DP
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE[mode]
+    max_length: int = 128  # tokens per report
+    max_grad_norm: float = 1.0  # per-sample clipping norm (DP only)
+    accountant: str = "rdp"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    pretrained: bool = True  # False: random init at the model's shape (tests, benchmarks)
+    max_train_reports: int | None = None  # subsample the training split (seeded) for small profiles
+    data_options: dict = field(default_factory=dict)  # loader options, e.g. {"uncertain": "ignore"}
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.is_private and self.epsilon is None:
+            raise ValueError(f"mode {self.mode!r} needs a target epsilon (--epsilon)")
+        if not self.is_private and self.epsilon is not None:
+            raise ValueError(f"mode {self.mode!r} is not private; drop epsilon or use dp-{self.mode}")
+        if self.epsilon is not None and not (self.epsilon > 0 and math.isfinite(self.epsilon)):
+            raise ValueError(f"epsilon must be a positive finite number, got {self.epsilon}")
+        for name in ("epochs", "batch", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def is_private(self) -> bool:
+        return self.mode.startswith("dp-")
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.mode.endswith("lora")
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.mode]
+
+    @property
+    def batch(self) -> int:
+        return self.batch_size if self.batch_size is not None else DEFAULT_BATCH_SIZE[self.mode]
+
+    def as_dict(self) -> dict:
+        """The config with mode defaults resolved, as stored in results.json."""
+        return {**dataclasses.asdict(self), "learning_rate": self.lr, "batch_size": self.batch}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        lora = values.pop("lora", {}) or {}
+        if lora.get("target_modules") is not None:
+            lora["target_modules"] = tuple(lora["target_modules"])
+        lora["modules_to_save"] = tuple(lora.get("modules_to_save", LoraSettings().modules_to_save))
+        return cls(**values, lora=LoraSettings(**lora))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no GPU")
+    return torch.device(name)
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Batch mean of per-report losses; each report's loss is its masked BCE averaged over all labels.
+
+    Dividing by the fixed label count (not the report's unmasked count) keeps every report's loss on
+    one scale, and the per-report structure is what Opacus' per-sample gradients require.
+    """
+    per_cell = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")
+    return ((per_cell * mask).sum(1) / labels.shape[1]).mean()
+
+
+def training_subset(corpus: Corpus, config: TrainConfig) -> Corpus:
+    """The training split, subsampled to ``max_train_reports`` with the run's seed if asked."""
+    train = corpus.subset("train")
+    if config.max_train_reports and len(train) > config.max_train_reports:
+        keep = np.sort(np.random.default_rng(config.seed).choice(len(train), config.max_train_reports,
+                                                                 replace=False))
+        train = train.take(keep)
+    return train
+
+
+def build_model(config: TrainConfig, num_labels: int, device: torch.device):
+    """Classifier on ``device`` first, then (for LoRA modes) wrapped by peft: the order opacus#820 needs."""
+    spec = model_spec(config.model)
+    model = load_classifier(spec, num_labels=num_labels, pretrained=config.pretrained, device=device)
+    if config.uses_lora:
+        return wrap_lora(model, family=spec.family, settings=config.lora), spec
+    if config.mode == "dp-full":
+        # Per-sample gradients of the 30k-row token embedding dominate DP memory; it stays frozen.
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return model, spec
+
+
+def _autocast(device: torch.device):
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
+def _make_private(model, optimizer, loader, plan: PrivacyPlan, seed: int):
+    from opacus import PrivacyEngine
+
+    with warnings.catch_warnings():
+        # Noise comes from a seeded torch generator so that runs repeat; secure_mode is for deployment.
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        engine = PrivacyEngine(accountant=plan.accountant)
+        model, optimizer, loader = engine.make_private(
+            module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=plan.max_grad_norm, poisson_sampling=True, grad_sample_mode="hooks",
+            noise_generator=torch.Generator(device=next(model.parameters()).device).manual_seed(seed))
+    if not math.isclose(loader.sample_rate, plan.sample_rate, rel_tol=1e-9):
+        raise PrivacyBudgetError(f"Opacus samples at rate {loader.sample_rate}, the plan assumed {plan.sample_rate}")
+    return model, optimizer, loader, engine
+
+
+def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
+    """Fine-tune; returns (trained model, its spec, privacy block or None, timing block)."""
+    model, spec = build_model(config, len(train.label_names), device)
+    data = encode(train, tokenizer, max_length=config.max_length)
+    loader = DataLoader(data, batch_size=config.batch, shuffle=True,
+                        generator=torch.Generator().manual_seed(config.seed))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    plan = engine = None
+    if config.is_private:
+        plan = plan_privacy(epsilon=config.epsilon, delta=config.delta, n_train=len(train),
+                            batch_size=config.batch, epochs=config.epochs,
+                            max_grad_norm=config.max_grad_norm, accountant=config.accountant)
+        model, optimizer, loader, engine = _make_private(model, optimizer, loader, plan, config.seed)
+    total_steps = config.epochs * len(loader)
+    steps = seen = 0
+    model.train()
+    start = time.perf_counter()
+    with tqdm(total=total_steps, desc=f"{config.mode} {config.model}", disable=not config.progress,
+              unit="step") as bar:
+        for _epoch in range(config.epochs):
+            for input_ids, attention_mask, labels, mask in loader:
+                if plan is not None and steps >= plan.steps:
+                    raise PrivacyBudgetError(f"step {steps + 1} would exceed the {plan.steps} planned steps")
+                input_ids, attention_mask = trim(input_ids.to(device), attention_mask.to(device))
+                with _autocast(device):
+                    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+                loss = masked_bce(logits, labels.to(device), mask.to(device))
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                steps += 1
+                seen += len(input_ids)
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    seconds = time.perf_counter() - start
+    privacy = None
+    if plan is not None:
+        spent = spent_epsilon(noise_multiplier=plan.noise_multiplier, sample_rate=plan.sample_rate,
+                              steps=steps, delta=plan.delta, accountant=plan.accountant)
+        if spent > plan.epsilon_target:
+            raise PrivacyBudgetError(f"spent epsilon {spent:.4g} exceeds the target {plan.epsilon_target}")
+        privacy = {**plan.as_dict(), "steps": steps, "steps_planned": plan.steps, "epsilon_spent": spent,
+                   "sampling": "poisson", "clipping": "flat per-sample", "grad_sample_mode": "hooks",
+                   "n_train": len(train)}
+        model = model._module
+    timing = {"train_seconds": seconds, "train_steps": steps, "reports_seen": seen,
+              "reports_per_s": seen / seconds if seconds > 0 else None}
+    return model, spec, privacy, timing
+
+
+def _save_weights(model, config: TrainConfig, run_dir: Path) -> str:
+    name = "adapter" if config.uses_lora else "model"
+    staging = run_dir / f".{name}.partial"
+    model.save_pretrained(staging)
+    replace_dir_atomic(staging, run_dir / name)
+    return name
+
+
+def train(config: TrainConfig, out_dir: str | Path) -> dict:
+    """Run one cell end to end and return what was written to ``out_dir/results.json``."""
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(config.seed)
+    device = resolve_device(config.device)
+    corpus = load_corpus(config.dataset, config.data_dir, **config.data_options)
+    train_split = training_subset(corpus, config)
+    tokenizer = load_tokenizer(model_spec(config.model))
+    model, spec, privacy, timing = fit(config, train_split, tokenizer, device)
+    metrics, probabilities = {}, {}
+    start = time.perf_counter()
+    for split in ("validate", "test"):
+        part = corpus.subset(split)
+        if len(part):
+            probabilities[split] = predict(model, encode(part, tokenizer, max_length=config.max_length), device)
+            metrics[split] = score(part, probabilities[split], seed=config.seed)
+    timing["eval_seconds"] = time.perf_counter() - start
+    weights = _save_weights(model, config, run_dir)
+    if "test" in probabilities:
+        test = corpus.subset("test")
+        np.savez_compressed(run_dir / "predictions.npz", ids=np.array(test.ids), probabilities=probabilities["test"],
+                            labels=test.labels, label_mask=test.label_mask)
+    results = {
+        "schema_version": 1,
+        "config": config.as_dict(),
+        "data": {"splits": {**corpus.split_sizes(), "train_used": len(train_split)},
+                 "skipped": dict(corpus.skipped), "label_names": list(corpus.label_names)},
+        "model": {"family": spec.family, **count_parameters(model), "weights": weights},
+        "metrics": metrics,
+        "privacy": privacy,
+        "timing": {**timing, "device": str(device), "torch_threads": torch.get_num_threads()},
+        "versions": library_versions(),
+    }
+    write_json_atomic(run_dir / RESULTS_FILE, results)
+    log.info("wrote %s", run_dir / RESULTS_FILE)
+    return results

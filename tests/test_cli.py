@@ -1,0 +1,80 @@
+"""End to end through the command line: synth -> train -> evaluate, and clear errors on bad input."""
+
+import json
+
+import pytest
+
+from radcore.cli import main
+from radcore.results import read_results
+
+TINY = ["--model", "tiny-bert", "--random-init", "--epochs", "1", "--batch-size", "16", "--max-length", "64"]
+
+
+def _train(dirs, tmp_path, dataset, *extra, name="run"):
+    out = tmp_path / name
+    assert main(["train", "--dataset", dataset, "--data", str(dirs[dataset]), *TINY, *extra, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("dataset", ["mimic-cxr", "ct-rate"])
+def test_train_writes_the_results_contract(synthetic_dirs, tmp_path, dataset):
+    run = _train(synthetic_dirs, tmp_path, dataset, "--mode", "dp-lora", "--epsilon", "1")
+    results = read_results(run)
+    test = results["metrics"]["test"]
+    for key in ("weighted_f1", "macro_f1", "micro_f1", "auroc_macro", "per_label", "weighted_f1_ci95"):
+        assert key in test
+    label = results["data"]["label_names"][0]
+    assert set(test["per_label"][label]) == {"precision", "recall", "f1", "support", "auroc"}
+    privacy = results["privacy"]
+    for key in ("epsilon_target", "epsilon_spent", "delta", "noise_multiplier", "sample_rate", "steps",
+                "max_grad_norm", "accountant"):
+        assert key in privacy
+    assert privacy["epsilon_spent"] <= privacy["epsilon_target"] == 1.0
+    assert results["timing"]["reports_per_s"] > 0 and results["versions"]["opacus"]
+    assert (run / "adapter" / "adapter_config.json").is_file() and (run / "predictions.npz").is_file()
+    assert results["config"]["dataset"] == dataset and results["config"]["learning_rate"] > 0
+
+
+def test_same_seed_same_metrics_and_evaluate_reproduces_them(synthetic_dirs, tmp_path, capsys):
+    first = _train(synthetic_dirs, tmp_path, "mimic-cxr", "--mode", "dp-lora", "--epsilon", "10", name="a")
+    second = _train(synthetic_dirs, tmp_path, "mimic-cxr", "--mode", "dp-lora", "--epsilon", "10", name="b")
+    assert read_results(first)["metrics"] == read_results(second)["metrics"]
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(first), "--dataset", "mimic-cxr",
+                 "--data", str(synthetic_dirs["mimic-cxr"])]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["test"]["weighted_f1"] == pytest.approx(read_results(first)["metrics"]["test"]["weighted_f1"])
+    assert (first / "evaluations" / "mimic-cxr-test.json").is_file()
+
+
+def test_full_fine_tuning_saves_the_whole_model(synthetic_dirs, tmp_path):
+    run = _train(synthetic_dirs, tmp_path, "ct-rate", "--mode", "full")
+    assert (run / "model" / "model.safetensors").is_file() and read_results(run)["privacy"] is None
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--model", "gpt-17"], "unknown model 'gpt-17'"),
+    (["--mode", "dp-lora"], "needs a target epsilon"),
+    (["--mode", "lora", "--epsilon", "1"], "not private"),
+    (["--mode", "dp-lora", "--epsilon", "1", "--delta", "0.5"], "delta must lie in"),
+    (["--data-option", "uncertain=maybe"], "uncertain"),
+    (["--data-option", "colour=red"], "unknown option"),
+])
+def test_bad_train_arguments_fail_with_a_clear_message(synthetic_dirs, tmp_path, capsys, args, expected):
+    argv = ["train", "--dataset", "mimic-cxr", "--data", str(synthetic_dirs["mimic-cxr"]), *TINY, *args,
+            "--out", str(tmp_path / "bad")]
+    assert main(argv) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "results.json").exists()
+
+
+def test_missing_data_dir_and_bad_epsilon(tmp_path, capsys):
+    assert main(["train", "--dataset", "ct-rate", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
+    assert "nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", "ct-rate", "--data", ".", "--mode", "dp-lora", "--epsilon", "0", "--out", "x"])
+
+
+def test_synth_refuses_to_overwrite(synthetic_dirs, capsys):
+    assert main(["synth", "--dataset", "ct-rate", "--n", "200", "--out", str(synthetic_dirs["ct-rate"])]) == 2
+    assert "error" in capsys.readouterr().err
