@@ -264,7 +264,7 @@ def test_ct_rate_happy_path(tmp_path):
     assert c.split == ("train",) * 4 + ("test",)
     assert c.texts[2] == "Emphysema in both upper lobes."  # 'Not given.' findings left out
     assert c.texts[3] == "A 4 mm nodule in the right upper lobe."
-    assert c.texts[1] == "Bilateral pleural effusion. Heart enlarged. Cardiomegaly, effusion."
+    assert c.texts[1] == "Cardiomegaly, effusion. Bilateral pleural effusion. Heart enlarged."  # impression first
     j = CT_RATE_LABELS.index
     assert c.labels[1, j("Cardiomegaly")] == 1 and c.labels[1, j("Pleural effusion")] == 1 and c.labels[1].sum() == 2
     assert c.labels[4, j("Coronary artery wall calcification")] == 1 and c.label_mask.min() == 1
@@ -311,7 +311,7 @@ def test_ct_rate_counted_skips_and_conflicts(tmp_path):
     t["train_reports"].append(ct_row("train_6_a_1.nii.gz", "z" * 200))          # too long
     t["train_labels"].append(ct_labels("train_6_a_1.nii.gz"))
     write_ct_rate(tmp_path, t)
-    c = load_ct_rate(tmp_path, CtRateOptions(max_chars=150))
+    c = load_ct_rate(tmp_path, CtRateOptions(max_chars=150, sections="findings_impression"))
     s = c.skipped
     assert (s["report_without_labels"], s["labels_without_report"], s["empty_text"]) == (1, 1, 1)
     assert s["reconstruction_label_conflict"] == 1 and s["truncated_long"] == 1

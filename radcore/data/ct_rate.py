@@ -24,7 +24,8 @@ from radcore.labels import CT_RATE_LABELS
 log = logging.getLogger(__name__)
 
 HINT = "CT-RATE is a gated Hugging Face dataset: https://huggingface.co/datasets/ibrahimhamamci/CT-RATE"
-SECTIONS = {"findings_impression": ("Findings_EN", "Impressions_EN"), "findings": ("Findings_EN",),
+SECTIONS = {"impression_findings": ("Impressions_EN", "Findings_EN"),
+            "findings_impression": ("Findings_EN", "Impressions_EN"), "findings": ("Findings_EN",),
             "impressions": ("Impressions_EN",),
             "all": ("ClinicalInformation_EN", "Technique_EN", "Findings_EN", "Impressions_EN")}
 MISSING = frozenset({"", "not given.", "not given", "nan"})
@@ -42,8 +43,9 @@ SKIPS = ("report_without_labels", "labels_without_report", "empty_text", "trunca
 class CtRateOptions:
     """How CT-RATE reports and labels become a corpus."""
 
-    sections: str = "findings_impression"
-    """Text fed to the model: ``findings_impression`` (Findings_EN + Impressions_EN), ``findings``,
+    sections: str = "impression_findings"
+    """Text fed to the model: ``impression_findings`` (Impressions_EN, then Findings_EN: CT findings run to
+    ~260 tokens, so the summary goes first where truncation cannot cut it), ``findings_impression``, ``findings``,
     ``impressions`` or ``all`` (clinical information, technique, findings, impressions). A ``Not given.``
     or blank section is left out."""
     validation_fraction: float = 0.1
