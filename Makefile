@@ -1,15 +1,17 @@
 # Two commands on a fresh machine: `make book` (the compendium) and `make test`.
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PROFILE ?= quick
+WORKERS ?= 1
 
-.PHONY: test book install clean
+.PHONY: test book grid install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[book,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,9 +19,12 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Synthetic corpora -> grid of runs (resumes) -> analysis notebooks -> Jupyter Book in _build/html.
 book: $(STAMP)
-	@echo "make book: not yet - the compendium (grid, notebooks, Jupyter Book) is issue 3."
-	@echo "Today: $(VENV)/bin/radcore synth / train / evaluate (see README.md)."
+	$(VENV)/bin/radcore book --profile $(PROFILE) --workers $(WORKERS)
+
+grid: $(STAMP)
+	$(VENV)/bin/radcore grid --profile $(PROFILE) --workers $(WORKERS)
 
 clean:
-	rm -rf _build data/synthetic runs
+	rm -rf _build data/synthetic runs book/runs book/analysis

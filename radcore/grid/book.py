@@ -1,0 +1,57 @@
+"""The compendium end to end: synthetic corpora, the grid, the analysis notebooks, and the Jupyter Book.
+
+``make_book(profile)`` is what ``make book`` runs. Every notebook is executed by papermill here; the
+Jupyter Book build only renders (``execute_notebooks: off``), so the book shows exactly what ran.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from radcore.grid.profile import Profile
+from radcore.grid.runner import KERNEL, NOTEBOOK_DIR, GridReport, notebook_parameters, run_grid
+
+ANALYSIS_NOTEBOOKS = ("data", "results", "statistics")
+ANALYSIS_DIR = Path("book/analysis")
+HTML_INDEX = Path("_build/html/index.html")
+
+
+def analysis_parameters(profile: Profile) -> dict:
+    """What the analysis notebooks are told: the profile and where its results are."""
+    return {"profile": profile.name, "results_root": str(profile.results_root)}
+
+
+def run_analysis(profile: Profile, *, names=ANALYSIS_NOTEBOOKS, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """Execute each analysis notebook for ``profile`` into ``book/analysis/``; returns the executed files."""
+    import papermill
+
+    ANALYSIS_DIR.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        source = notebook_dir / f"{name}.ipynb"
+        wanted = analysis_parameters(profile)
+        params = {k: v for k, v in wanted.items() if k in notebook_parameters(source)}
+        target = ANALYSIS_DIR / f"{name}.ipynb"
+        partial = target.with_name(f"{name}.partial.ipynb")
+        papermill.execute_notebook(str(source), str(partial), parameters=params, kernel_name=KERNEL,
+                                   progress_bar=False, cwd=os.getcwd())
+        os.replace(partial, target)
+        written.append(target)
+    return written
+
+
+def build_html(*, root: str | Path = ".") -> Path:
+    """Render the book with warnings as errors; returns the index page."""
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    subprocess.run([str(jupyter_book), "build", str(root), "--warningiserror", "--quiet"], check=True)
+    return Path(root) / HTML_INDEX
+
+
+def make_book(profile: Profile, *, workers: int = 1, progress: bool = True) -> tuple[GridReport, Path]:
+    """Grid (resuming), analysis notebooks, HTML. Failed cells stay out of the book; the caller reports them."""
+    report = run_grid(profile, workers=workers, progress=progress)
+    run_analysis(profile)
+    return report, build_html()

@@ -1,0 +1,201 @@
+"""Grid profiles: which datasets, models, privacy settings and seeds a grid runs, and with which knobs.
+
+A profile is data, a YAML file in ``radcore/grid/profiles/`` (or any path), read into frozen dataclasses.
+Every (dataset, model, setting, seed) is one :class:`Cell`, which knows its training config, its
+results directory and its run notebook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from radcore.labels import DATASETS
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+RESULTS_ROOT = Path("runs")  # results of profile P live in runs/P/... (relative to the repository root)
+NOTEBOOK_ROOT = Path("book/runs")  # executed run notebooks of profile P live in book/runs/P/...
+TRAIN_KNOBS = ("epochs", "max_length", "max_train_reports", "batch_size", "learning_rate", "pretrained",
+               "max_grad_norm", "accountant", "delta")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One privacy setting: a training mode and, for DP modes, its target epsilon."""
+
+    mode: str
+    epsilon: float | None = None
+
+    @property
+    def is_private(self) -> bool:
+        return self.mode.startswith("dp-")
+
+    @property
+    def slug(self) -> str:
+        """File-name form: ``dp-lora-eps1``, ``lora``."""
+        return f"{self.mode}-eps{self.epsilon:g}" if self.is_private else self.mode
+
+    @property
+    def label(self) -> str:
+        """Reader form: ``DP-LoRA ε=1``, ``LoRA``, ``Full FT``."""
+        name = {"lora": "LoRA", "full": "Full FT", "dp-lora": "DP-LoRA", "dp-full": "DP-Full FT"}[self.mode]
+        return f"{name} ε={self.epsilon:g}" if self.is_private else name
+
+    @property
+    def order(self) -> int:
+        """Sort key: DP settings by ascending epsilon, then LoRA, then full fine-tuning."""
+        if self.is_private:
+            return int(round(1000 * math.log10(self.epsilon))) + (0 if self.mode == "dp-lora" else 1)
+        return 10_000 + (0 if self.mode == "lora" else 1)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset's corpus lives; ``synthetic`` (``{"n": N, "seed": S}``) means generate it there."""
+
+    name: str
+    data_dir: str
+    synthetic: dict | None = None
+    options: dict = field(default_factory=dict)  # loader options, e.g. {"uncertain": "ignore"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A grid: datasets x models x settings x seeds, with shared training knobs."""
+
+    name: str
+    description: str
+    datasets: tuple[DatasetSpec, ...]
+    models: tuple[str, ...]
+    settings: tuple[Setting, ...]
+    seeds: tuple[int, ...]
+    train: dict = field(default_factory=dict)  # TrainConfig fields shared by every cell (TRAIN_KNOBS)
+
+    def cells(self) -> list["Cell"]:
+        """Every cell, datasets outermost and seeds innermost."""
+        return [Cell(self, d, m, s, seed) for d in self.datasets for m in self.models
+                for s in sorted(self.settings, key=lambda s: s.order) for seed in self.seeds]
+
+    @property
+    def results_root(self) -> Path:
+        return RESULTS_ROOT / self.name
+
+    @property
+    def notebook_root(self) -> Path:
+        return NOTEBOOK_ROOT / self.name
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid."""
+
+    profile: Profile
+    dataset: DatasetSpec
+    model: str
+    setting: Setting
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """``mimic-cxr/minilm/dp-lora-eps1/seed0``: unique within a profile."""
+        return f"{self.dataset.name}/{Path(self.model).name}/{self.setting.slug}/seed{self.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.profile.results_root / self.key
+
+    @property
+    def notebook(self) -> Path:
+        return self.profile.notebook_root / (self.key.replace("/", "__") + ".ipynb")
+
+    def parameters(self) -> dict:
+        """The run notebook's papermill parameters."""
+        return {"profile": self.profile.name, "dataset": self.dataset.name, "data_dir": self.dataset.data_dir,
+                "model": self.model, "mode": self.setting.mode, "epsilon": self.setting.epsilon,
+                "seed": self.seed, "data_options": dict(self.dataset.options), "out_dir": str(self.run_dir),
+                **self.profile.train}
+
+    def train_config(self):
+        """The :class:`~radcore.train.TrainConfig` this cell runs."""
+        return config_from_parameters(**self.parameters())
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset.name} · {Path(self.model).name} · {self.setting.label} · seed {self.seed}"
+
+
+def config_from_parameters(*, profile: str, out_dir: str, **params):
+    """The :class:`~radcore.train.TrainConfig` of a run notebook's parameters (``profile`` and ``out_dir`` aside)."""
+    from radcore.train import TrainConfig
+
+    return TrainConfig(progress=False, **params)
+
+
+def run_cell(**params) -> dict:
+    """The run notebook's body: train the cell its parameters describe; returns the results written."""
+    from radcore.train import train
+
+    return train(config_from_parameters(**params), params["out_dir"])
+
+
+def _setting(entry: dict) -> Setting:
+    unknown = set(entry) - {"mode", "epsilon"}
+    if unknown:
+        raise ValueError(f"setting {entry}: unknown key(s) {sorted(unknown)}; use mode and epsilon")
+    return Setting(entry["mode"], float(entry["epsilon"]) if entry.get("epsilon") is not None else None)
+
+
+def _expand(entry: dict) -> list[Setting]:
+    """``{mode: dp-lora, epsilons: [1, 10]}`` is shorthand for one setting per epsilon."""
+    if "epsilons" in entry:
+        return [_setting({"mode": entry["mode"], "epsilon": e}) for e in entry["epsilons"]]
+    return [_setting(entry)]
+
+
+def parse_profile(raw: dict, *, source: str) -> Profile:
+    """A :class:`Profile` from a parsed YAML mapping; errors name ``source`` and the bad key."""
+    from radcore.train import MODES
+
+    known = {f.name for f in dataclasses.fields(Profile)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; a profile has {sorted(known)}")
+    bad_knobs = set(raw.get("train") or {}) - set(TRAIN_KNOBS)
+    if bad_knobs:
+        raise ValueError(f"{source}: train: unknown knob(s) {sorted(bad_knobs)}; allowed {list(TRAIN_KNOBS)}")
+    datasets = []
+    for name, spec in (raw.get("datasets") or {}).items():
+        if name not in DATASETS:
+            raise ValueError(f"{source}: unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+        spec = spec or {}
+        datasets.append(DatasetSpec(name, str(spec.get("data", f"data/synthetic/{name}")),
+                                    spec.get("synthetic"), dict(spec.get("options") or {})))
+    settings = tuple(s for entry in raw.get("settings") or [] for s in _expand(entry))
+    for s in settings:
+        if s.mode not in MODES:
+            raise ValueError(f"{source}: unknown mode {s.mode!r}; choose from {', '.join(MODES)}")
+        if s.is_private != (s.epsilon is not None):
+            raise ValueError(f"{source}: mode {s.mode!r} {'needs' if s.is_private else 'takes no'} epsilon")
+    profile = Profile(name=raw.get("name") or Path(source).stem, description=raw.get("description", ""),
+                      datasets=tuple(datasets), models=tuple(raw.get("models") or ()), settings=settings,
+                      seeds=tuple(int(s) for s in raw.get("seeds") or ()), train=dict(raw.get("train") or {}))
+    for what in ("datasets", "models", "settings", "seeds"):
+        if not getattr(profile, what):
+            raise ValueError(f"{source}: the profile lists no {what}")
+    return profile
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """A shipped profile by name (``ci``, ``quick``, ``paper``) or a YAML file of your own."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no profile {str(name_or_path)!r}: use one of {', '.join(shipped)} "
+                                f"or the path of a YAML file")
+    return parse_profile(yaml.safe_load(path.read_text()) or {}, source=str(path))
