@@ -1,4 +1,4 @@
-"""Command line: ``radcore synth | train | evaluate``."""
+"""Command line: ``radcore synth | train | evaluate | grid | book``."""
 
 from __future__ import annotations
 
@@ -65,7 +65,37 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=("train", "validate", "test", "all"))
     evaluate.add_argument("--out", help="where to write the evaluation JSON")
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    for name, text in (("grid", "run every cell of a grid profile (papermill, resumable)"),
+                       ("book", "synthetic corpora, grid, analysis notebooks and the Jupyter Book")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--profile", default="quick", help="ci, quick, paper or a profile YAML file")
+        cmd.add_argument("--workers", type=int, default=1, help="cells run at once (processes)")
     return parser
+
+
+def _grid_or_book(args) -> dict:
+    from radcore.grid.profile import load_profile
+
+    profile = load_profile(args.profile)
+    if args.command == "grid":
+        from radcore.grid.runner import run_grid
+
+        report, html = run_grid(profile, workers=args.workers), None
+    else:
+        from radcore.grid.book import make_book
+
+        report, html = make_book(profile, workers=args.workers)
+    print(report.summary(), file=sys.stderr)
+    if html:
+        print(f"book: open {html.resolve()}", file=sys.stderr)
+    if not report.ok:
+        raise GridFailed(f"{len(report.failed)} cell(s) failed (kept out of the book); see above")
+    return {"profile": profile.name, "completed": len(report.completed), "skipped": len(report.skipped),
+            "seconds": round(report.seconds, 1), **({"open": str(html.resolve())} if html else {})}
+
+
+class GridFailed(RuntimeError):
+    """Some cells of a grid failed."""
 
 
 def _summary(metrics: dict) -> dict:
@@ -78,6 +108,8 @@ def _run(args) -> dict:
         from radcore.data.synth import write_corpus
 
         return {"written": str(write_corpus(args.dataset, n=args.n, seed=args.seed, out=args.out))}
+    if args.command in ("grid", "book"):
+        return _grid_or_book(args)
     if args.command == "train":
         from radcore.train import TrainConfig, train
 
@@ -106,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         print(json.dumps(_run(args), indent=2))
-    except (DataError, PrivacyBudgetError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (DataError, PrivacyBudgetError, GridFailed, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"radcore {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0
