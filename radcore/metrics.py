@@ -47,19 +47,28 @@ def _f1(tp, fp, fn):
     return np.divide(2 * tp, den, out=np.zeros_like(den, dtype=float), where=den > 0)
 
 
+def resample_weights(n: int, *, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Bootstrap resample counts (``n_resamples`` x ``n``): how often each report is drawn in each resample."""
+    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_resamples)
+
+
+def weighted_f1_of_resamples(weights: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                             mask: np.ndarray) -> np.ndarray:
+    """Weighted F1 of each row of resample counts ``weights`` (one matrix product per count)."""
+    tp = weights @ (y_true * y_pred * mask)
+    fp = weights @ ((1 - y_true) * y_pred * mask)
+    support = weights @ (y_true * mask)
+    f1 = _f1(tp, fp, support - tp)
+    total = support.sum(1)
+    return np.divide((f1 * support).sum(1), total, out=np.zeros(len(weights)), where=total > 0)
+
+
 def bootstrap_weighted_f1(y_true: np.ndarray, y_prob: np.ndarray, mask: np.ndarray, *,
                           n_resamples: int = 1000, seed: int = 0, threshold: float = THRESHOLD) -> np.ndarray:
     """Weighted F1 of ``n_resamples`` bootstrap resamples of the reports (rows)."""
     y_pred = (y_prob >= threshold).astype(float)
-    n = len(y_true)
-    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_resamples)
-    tp = weights @ (y_true * y_pred * mask)
-    fp = weights @ ((1 - y_true) * y_pred * mask)
-    support = weights @ (y_true * mask)
-    fn = support - tp
-    f1 = _f1(tp, fp, fn)
-    total = support.sum(1)
-    return np.divide((f1 * support).sum(1), total, out=np.zeros(n_resamples), where=total > 0)
+    weights = resample_weights(len(y_true), n_resamples=n_resamples, seed=seed)
+    return weighted_f1_of_resamples(weights, y_true, y_pred, mask)
 
 
 def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, *, label_names, mask=None,

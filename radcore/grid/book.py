@@ -11,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from radcore.grid.profile import Profile
 from radcore.grid.runner import KERNEL, NOTEBOOK_DIR, GridReport, notebook_parameters, run_grid
 
 ANALYSIS_NOTEBOOKS = ("data", "results", "statistics")
 ANALYSIS_DIR = Path("book/analysis")
 HTML_INDEX = Path("_build/html/index.html")
+TOC = Path("_toc.yml")
 
 
 def analysis_parameters(profile: Profile) -> dict:
@@ -43,15 +46,35 @@ def run_analysis(profile: Profile, *, names=ANALYSIS_NOTEBOOKS, notebook_dir: Pa
     return written
 
 
-def build_html(*, root: str | Path = ".") -> Path:
-    """Render the book with warnings as errors; returns the index page."""
+def profile_toc(profile: Profile) -> Path:
+    """``_toc.yml`` with its run-notebook glob replaced by this profile's finished cells, in grid order.
+
+    The root ``_toc.yml`` globs every profile's notebooks (sorted by path); the book of one profile lists
+    exactly the cells that ran for it, and a failed cell has no notebook to list.
+    """
+    toc = yaml.safe_load(TOC.read_text())
+    runs = [{"file": cell.notebook.with_suffix("").as_posix()} for cell in profile.cells() if cell.notebook.is_file()]
+    for part in toc.get("parts", []):
+        for chapter in part.get("chapters", []):
+            if any("glob" in section for section in chapter.get("sections", [])):
+                chapter.pop("sections")
+                if runs:
+                    chapter["sections"] = runs
+    target = Path("_build") / f"toc-{profile.name}.yml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(toc, sort_keys=False))
+    return target
+
+
+def build_html(*, toc: Path = TOC) -> Path:
+    """Render the book in the current directory with warnings as errors; returns the index page."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jupyter_book), "build", str(root), "--warningiserror", "--quiet"], check=True)
-    return Path(root) / HTML_INDEX
+    subprocess.run([str(jupyter_book), "build", ".", "--toc", str(toc), "--warningiserror", "--quiet"], check=True)
+    return HTML_INDEX
 
 
 def make_book(profile: Profile, *, workers: int = 1, progress: bool = True) -> tuple[GridReport, Path]:
     """Grid (resuming), analysis notebooks, HTML. Failed cells stay out of the book; the caller reports them."""
     report = run_grid(profile, workers=workers, progress=progress)
     run_analysis(profile)
-    return report, build_html()
+    return report, build_html(toc=profile_toc(profile))
