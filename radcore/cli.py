@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--accountant", choices=("rdp", "prv"), default="rdp")
     train.add_argument("--max-train-reports", type=int)
     train.add_argument("--random-init", action="store_true", help="random weights at the model's shape")
+    train.add_argument("--pooling", choices=("mean", "cls"), default="mean",
+                       help="report vector: mean of token states (default) or the first token's")
     train.add_argument("--data-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                        help="loader option, e.g. uncertain=positive (repeatable)")
     train.add_argument("--seed", type=int, default=0)
@@ -117,7 +119,7 @@ def _run(args) -> dict:
             dataset=args.dataset, data_dir=args.data, model=args.model, mode=args.mode, epsilon=args.epsilon,
             delta=args.delta, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             max_length=args.max_length, max_grad_norm=args.max_grad_norm, accountant=args.accountant,
-            max_train_reports=args.max_train_reports, pretrained=not args.random_init,
+            max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, device=args.device)
         results = train(config, args.out)
         return {"test": _summary(results["metrics"]["test"]), "privacy": results["privacy"],

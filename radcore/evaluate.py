@@ -36,7 +36,8 @@ def score(corpus: Corpus, probabilities: np.ndarray, *, seed: int = 0) -> dict:
 
 def load_trained(run_dir: Path, results: dict, device: torch.device):
     """The fine-tuned model and tokenizer saved by a run."""
-    from radcore.models import load_classifier, load_tokenizer, model_spec
+    from radcore.classifier import ReportClassifier
+    from radcore.models import load_classifier, load_encoder, load_tokenizer, model_spec
     from radcore.train import TrainConfig
 
     config = TrainConfig.from_dict(results["config"])
@@ -46,12 +47,11 @@ def load_trained(run_dir: Path, results: dict, device: torch.device):
         from peft import PeftModel
 
         base = load_classifier(spec, num_labels=len(results["data"]["label_names"]),
-                               pretrained=config.pretrained, device=device)
+                               pretrained=config.pretrained, pooling=config.pooling, init_seed=config.seed,
+                               device=device)
         model = PeftModel.from_pretrained(base, weights)
     else:
-        from transformers import AutoModelForSequenceClassification
-
-        model = AutoModelForSequenceClassification.from_pretrained(weights, use_safetensors=True).to(device)
+        model = ReportClassifier.from_pretrained(weights, load_encoder=load_encoder).to(device)
     return model, load_tokenizer(spec), config
 
 

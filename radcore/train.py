@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import set_seed
 
 from radcore.batches import encode, trim
+from radcore.classifier import POOLINGS
 from radcore.corpus import Corpus
 from radcore.data import load_corpus
 from radcore.evaluate import predict, score
@@ -59,6 +60,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # per-sample clipping norm (DP only)
     accountant: str = "rdp"
     lora: LoraSettings = field(default_factory=LoraSettings)
+    pooling: str = "mean"  # report vector: masked mean of token states, or "cls" (first token)
     pretrained: bool = True  # False: random init at the model's shape (tests, benchmarks)
     max_train_reports: int | None = None  # subsample the training split (seeded) for small profiles
     data_options: dict = field(default_factory=dict)  # loader options, e.g. {"uncertain": "ignore"}
@@ -75,6 +77,8 @@ class TrainConfig:
             raise ValueError(f"mode {self.mode!r} is not private; drop epsilon or use dp-{self.mode}")
         if self.epsilon is not None and not (self.epsilon > 0 and math.isfinite(self.epsilon)):
             raise ValueError(f"epsilon must be a positive finite number, got {self.epsilon}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         for name in ("epochs", "batch", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -140,7 +144,8 @@ def training_subset(corpus: Corpus, config: TrainConfig) -> Corpus:
 def build_model(config: TrainConfig, num_labels: int, device: torch.device):
     """Classifier on ``device`` first, then (for LoRA modes) wrapped by peft: the order opacus#820 needs."""
     spec = model_spec(config.model)
-    model = load_classifier(spec, num_labels=num_labels, pretrained=config.pretrained, device=device)
+    model = load_classifier(spec, num_labels=num_labels, pretrained=config.pretrained, pooling=config.pooling,
+                            init_seed=config.seed, device=device)
     if config.uses_lora:
         return wrap_lora(model, family=spec.family, settings=config.lora), spec
     if config.mode == "dp-full":

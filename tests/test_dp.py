@@ -59,7 +59,7 @@ def test_albert_shared_layer_per_sample_gradients_are_exact():
     masked_bce(gsm(input_ids=input_ids, attention_mask=attention_mask).logits, labels, mask).backward()
     name, param = next((n, p) for n, p in gsm.named_parameters() if "lora_B" in n and "query" in n)
     per_sample = param.grad_sample.detach().clone()
-    reference, _ = build_model(config, gsm._module.config.num_labels, CPU)  # same weights, no Opacus hooks
+    reference, _ = build_model(config, gsm._module.num_labels, CPU)  # same weights, no Opacus hooks
     reference.load_state_dict(gsm._module.state_dict())
     for module in reference.modules():
         if isinstance(module, torch.nn.Dropout):

@@ -24,7 +24,7 @@ TOC = Path("_toc.yml")
 
 def analysis_parameters(profile: Profile) -> dict:
     """What the analysis notebooks are told: the profile and where its results are."""
-    return {"profile": profile.name, "results_root": str(profile.results_root)}
+    return {"profile": profile.source or profile.name, "results_root": str(profile.results_root)}
 
 
 def run_analysis(profile: Profile, *, names=ANALYSIS_NOTEBOOKS, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:

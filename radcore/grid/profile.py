@@ -20,7 +20,7 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 RESULTS_ROOT = Path("runs")  # results of profile P live in runs/P/... (relative to the repository root)
 NOTEBOOK_ROOT = Path("book/runs")  # executed run notebooks of profile P live in book/runs/P/...
 TRAIN_KNOBS = ("epochs", "max_length", "max_train_reports", "batch_size", "learning_rate", "pretrained",
-               "max_grad_norm", "accountant", "delta")
+               "pooling", "max_grad_norm", "accountant", "delta")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class Profile:
     settings: tuple[Setting, ...]
     seeds: tuple[int, ...]
     train: dict = field(default_factory=dict)  # TrainConfig fields shared by every cell (TRAIN_KNOBS)
+    source: str = ""  # the YAML file it was read from (what load_profile accepts)
 
     def cells(self) -> list["Cell"]:
         """Every cell, datasets outermost and seeds innermost."""
@@ -160,7 +161,7 @@ def parse_profile(raw: dict, *, source: str) -> Profile:
     """A :class:`Profile` from a parsed YAML mapping; errors name ``source`` and the bad key."""
     from radcore.train import MODES
 
-    known = {f.name for f in dataclasses.fields(Profile)}
+    known = {f.name for f in dataclasses.fields(Profile)} - {"source"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; a profile has {sorted(known)}")
@@ -182,7 +183,8 @@ def parse_profile(raw: dict, *, source: str) -> Profile:
             raise ValueError(f"{source}: mode {s.mode!r} {'needs' if s.is_private else 'takes no'} epsilon")
     profile = Profile(name=raw.get("name") or Path(source).stem, description=raw.get("description", ""),
                       datasets=tuple(datasets), models=tuple(raw.get("models") or ()), settings=settings,
-                      seeds=tuple(int(s) for s in raw.get("seeds") or ()), train=dict(raw.get("train") or {}))
+                      seeds=tuple(int(s) for s in raw.get("seeds") or ()), train=dict(raw.get("train") or {}),
+                      source=source)
     for what in ("datasets", "models", "settings", "seeds"):
         if not getattr(profile, what):
             raise ValueError(f"{source}: the profile lists no {what}")

@@ -1,0 +1,270 @@
+"""Describing corpora and grids of runs with aggregates: tidy pandas tables for the data and results pages.
+
+Corpus side: label prevalence per split, label co-occurrence, report lengths, split sizes, loader skips, and
+(synthetic corpora only) example reports. Results side: the study's table (mean ± sd over seeds per dataset x
+model x setting), the privacy actually spent, and the headline numbers the results page glues into its text.
+
+Nothing here returns report text except :func:`example_reports`, which refuses real data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from radcore.corpus import SPLITS, Corpus
+
+PERCENTILES = (50, 90, 99)
+
+# ================================================================================================ corpus
+
+
+def prevalence(corpus: Corpus) -> pd.DataFrame:
+    """Label prevalence per split: one row per split x label.
+
+    Columns: dataset, split, label, reports (in the split), counted (cells with mask 1), positives (counted
+    cells equal to 1), masked (cells with mask 0: e.g. MIMIC-CXR's uncertain labels under ``ignore``), share
+    (positives / counted; NaN when nothing is counted). Splits without reports are left out.
+    """
+    rows = []
+    for split in SPLITS:
+        part = corpus.subset(split)
+        if not len(part):
+            continue
+        counted = part.label_mask.sum(0)
+        positives = (part.labels * part.label_mask).sum(0)
+        for j, label in enumerate(corpus.label_names):
+            rows.append({"dataset": corpus.dataset, "split": split, "label": label, "reports": len(part),
+                         "counted": int(counted[j]), "positives": int(positives[j]),
+                         "masked": int(len(part) - counted[j]),
+                         "share": positives[j] / counted[j] if counted[j] else math.nan})
+    return pd.DataFrame(rows, columns=["dataset", "split", "label", "reports", "counted", "positives", "masked",
+                                       "share"])
+
+
+def prevalence_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`prevalence` as a reader's table: one row per label, per split "positives / counted (share)"."""
+    cell = table.apply(lambda r: f"{r.positives} / {r.counted} ({r.share:.1%})"
+                       + (f", {r.masked} masked" if r.masked else ""), axis=1)
+    wide = table.assign(cell=cell).pivot(index="label", columns="split", values="cell")
+    order = list(dict.fromkeys(table["label"]))
+    return wide.loc[order, [s for s in SPLITS if s in wide.columns]].rename_axis(index="label", columns=None)
+
+
+def cooccurrence(corpus: Corpus, *, split: str | None = "train") -> pd.DataFrame:
+    """Pairwise label co-occurrence over ``split`` (``None``: every report): one row per ordered label pair.
+
+    A pair is counted on the reports where *both* labels count (mask 1). Columns: dataset, label_a, label_b,
+    reports (both counted), n_a, n_b, n_ab (positives), p_b_given_a (n_ab / n_a, NaN when n_a = 0),
+    jaccard (n_ab / (n_a + n_b - n_ab)) and phi (Pearson correlation of the two 0/1 columns; NaN when
+    either is constant).
+    """
+    part = corpus if split is None else corpus.subset(split)
+    y = (part.labels * part.label_mask).astype(np.int64)
+    m = part.label_mask.astype(np.int64)
+    both = m.T @ m                                  # reports where a and b both count
+    n_ab = y.T @ y                                  # both positive
+    n_a = y.T @ m                                   # [a, b]: a positive, b counted
+    n_b = m.T @ y                                   # [a, b]: a counted, b positive
+    n00 = both - n_a - n_b + n_ab
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_b_given_a = np.where(n_a > 0, n_ab / n_a, np.nan)
+        union = n_a + n_b - n_ab
+        jaccard = np.where(union > 0, n_ab / union, np.nan)
+        den = np.sqrt(n_a.astype(float) * (both - n_a) * n_b * (both - n_b))
+        phi = np.where(den > 0, (n_ab * n00 - (n_a - n_ab) * (n_b - n_ab)) / den, np.nan)
+    names = corpus.label_names
+    k = len(names)
+    a, b = np.repeat(np.arange(k), k), np.tile(np.arange(k), k)
+    return pd.DataFrame({"dataset": corpus.dataset, "label_a": [names[i] for i in a],
+                         "label_b": [names[j] for j in b], "reports": both[a, b], "n_a": n_a[a, b],
+                         "n_b": n_b[a, b], "n_ab": n_ab[a, b], "p_b_given_a": p_b_given_a[a, b],
+                         "jaccard": jaccard[a, b], "phi": phi[a, b]})
+
+
+def report_lengths(corpus: Corpus, *, tokenizer=None) -> pd.DataFrame:
+    """Length of every report: one row each with dataset, split, words and (given a tokenizer) tokens.
+
+    Words are whitespace-separated pieces; tokens are the tokenizer's ids *with* special tokens, the count that
+    ``max_length`` truncates.
+    """
+    frame = pd.DataFrame({"dataset": corpus.dataset, "split": list(corpus.split),
+                          "words": [len(t.split()) for t in corpus.texts]})
+    if tokenizer is not None:
+        ids = tokenizer(list(corpus.texts), add_special_tokens=True, truncation=False)["input_ids"]
+        frame["tokens"] = [len(x) for x in ids]
+    return frame
+
+
+def length_summary(lengths: pd.DataFrame, *, max_length: int | None = None) -> pd.DataFrame:
+    """Percentiles of :func:`report_lengths` per dataset and unit (words, tokens).
+
+    Columns: dataset, unit, reports, mean, p50, p90, p99, max and, for tokens when ``max_length`` is given,
+    over_max (share of reports longer than ``max_length`` tokens, i.e. cut by truncation).
+    """
+    rows = []
+    for dataset, group in lengths.groupby("dataset", sort=False):
+        for unit in ("words", "tokens"):
+            if unit not in group:
+                continue
+            values = group[unit].to_numpy()
+            row = {"dataset": dataset, "unit": unit, "reports": len(values), "mean": values.mean(),
+                   **{f"p{q}": np.percentile(values, q) for q in PERCENTILES}, "max": values.max()}
+            if max_length is not None:
+                row["over_max"] = float((values > max_length).mean()) if unit == "tokens" else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def overview(corpus: Corpus, *, data_dir: str, synthetic: bool) -> pd.DataFrame:
+    """One row: the dataset, where its corpus lies, whether it is synthetic, and its size."""
+    sizes = corpus.split_sizes()
+    return pd.DataFrame([{"dataset": corpus.dataset, "data_dir": str(data_dir), "synthetic": bool(synthetic),
+                          "reports": len(corpus), "patients": len(set(corpus.patient_ids)),
+                          "labels": len(corpus.label_names), **sizes}])
+
+
+def split_table(corpus: Corpus) -> pd.DataFrame:
+    """Reports and patients per split, with each split's share of the reports."""
+    sizes = corpus.split_sizes()
+    patients = {s: len({p for p, x in zip(corpus.patient_ids, corpus.split) if x == s}) for s in SPLITS}
+    total = max(len(corpus), 1)
+    return pd.DataFrame({"dataset": corpus.dataset, "split": list(SPLITS), "reports": [sizes[s] for s in SPLITS],
+                         "patients": [patients[s] for s in SPLITS],
+                         "share": [sizes[s] / total for s in SPLITS]})
+
+
+def skip_table(corpus: Corpus) -> pd.DataFrame:
+    """The loader's counted skips and repairs (``Corpus.skipped``), one row per reason, zeros included."""
+    return pd.DataFrame({"dataset": corpus.dataset, "reason": list(corpus.skipped),
+                         "count": [int(v) for v in corpus.skipped.values()]},
+                        columns=["dataset", "reason", "count"])
+
+
+def example_reports(corpus: Corpus, k: int = 3, seed: int = 0, *, synthetic: bool) -> pd.DataFrame:
+    """``k`` reports drawn with ``seed``, with their positive and masked labels: **synthetic corpora only**.
+
+    ``synthetic`` must be stated by the caller (e.g. ``radcore.data.synth.is_synthetic(data_dir)``); anything
+    but ``True`` raises ``ValueError``, so real report text cannot be shown by accident.
+    """
+    if synthetic is not True:
+        raise ValueError("example_reports shows report text and is for synthetic corpora only; "
+                         "real reports are never printed (pass synthetic=True only for generated data)")
+    rng = np.random.default_rng(seed)
+    picks = sorted(rng.choice(len(corpus), size=min(k, len(corpus)), replace=False).tolist())
+    names = corpus.label_names
+    rows = [{"id": corpus.ids[i], "split": corpus.split[i],
+             "positive": ", ".join(n for j, n in enumerate(names)
+                                   if corpus.label_mask[i, j] and corpus.labels[i, j] == 1) or "(none)",
+             "masked": ", ".join(n for j, n in enumerate(names) if not corpus.label_mask[i, j]),
+             "text": corpus.texts[i]} for i in picks]
+    return pd.DataFrame(rows, columns=["id", "split", "positive", "masked", "text"])
+
+
+def examples_markdown(examples: pd.DataFrame, *, width: int = 100) -> str:
+    """:func:`example_reports` as Markdown: a line of labels per report, then its text verbatim (wrapped)."""
+    parts = []
+    for row in examples.itertuples():
+        masked = f"; masked (uncertain): {row.masked}" if row.masked else ""
+        text = "\n".join(textwrap.fill(line, width) if line.strip() else "" for line in row.text.splitlines())
+        fence = "`" * max([3] + [len(run) + 1 for run in re.findall("`+", text)])
+        parts.append(f"**{row.id}** ({row.split} split). Positive: {row.positive}{masked}.\n\n"
+                     f"{fence}text\n{text}\n{fence}")
+    return "\n\n".join(parts)
+
+
+# =============================================================================================== results
+
+
+def seed_summary(frame: pd.DataFrame, *, metric: str = "weighted_f1") -> pd.DataFrame:
+    """``metric`` over seeds per dataset x model x setting (``frame`` from :func:`radcore.grid.store.collect`).
+
+    Columns: dataset, model, mode, epsilon, setting, setting_order, seeds (n), mean, sd (NaN for one seed),
+    min, max, t_lo and t_hi (two-sided 95% Student-t interval of the mean; NaN for one seed).
+    """
+    keys = ["dataset", "model", "setting_order", "setting", "mode"]
+    grouped = frame.groupby(keys, sort=True, dropna=False)
+    out = grouped[metric].agg(seeds="count", mean="mean", sd="std", min="min", max="max").reset_index()
+    out["epsilon"] = grouped["epsilon"].first().to_numpy()
+    half = stats.t.ppf(0.975, np.maximum(out["seeds"] - 1, 1)) * out["sd"] / np.sqrt(out["seeds"])
+    out["t_lo"], out["t_hi"] = out["mean"] - half, out["mean"] + half
+    return out[["dataset", "model", "mode", "epsilon", "setting", "setting_order", "seeds", "mean", "sd", "min",
+                "max", "t_lo", "t_hi"]]
+
+
+def results_table(frame: pd.DataFrame, *, metric: str = "weighted_f1", digits: int = 3) -> pd.DataFrame:
+    """The study's table: rows dataset x model, columns the settings (DP by ascending epsilon, LoRA, Full FT).
+
+    Cells read "mean ± sd" of ``metric`` over seeds (just the mean for one seed; empty where a setting has no
+    run). A last column ``seeds`` gives the number of seeds per row ("2" or a range such as "1–3").
+    """
+    summary = seed_summary(frame, metric=metric)
+    if summary.empty:
+        return pd.DataFrame()
+    fmt = f"{{:.{digits}f}}"
+    summary["cell"] = [fmt.format(m) + ("" if n < 2 else f" ± {fmt.format(s)}")
+                       for m, s, n in zip(summary["mean"], summary["sd"], summary["seeds"])]
+    columns = summary.sort_values("setting_order")["setting"].drop_duplicates().tolist()
+    table = summary.pivot(index=["dataset", "model"], columns="setting", values="cell")
+    table = table.reindex(columns=columns).fillna("")
+    counts = summary.groupby(["dataset", "model"])["seeds"].agg(["min", "max"])
+    table["seeds"] = [str(lo) if lo == hi else f"{lo}–{hi}" for lo, hi in zip(counts["min"], counts["max"])]
+    table.columns.name = None
+    return table
+
+
+def privacy_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Privacy actually spent per dataset x DP setting, summarised conservatively over models and seeds.
+
+    Columns: dataset, setting, epsilon (target), epsilon_spent (max over runs), within_target (every run's
+    spent epsilon <= target), noise_multiplier (min), delta (max), steps (max), runs.
+    """
+    dp = frame[frame["mode"].str.startswith("dp-")]
+    if dp.empty:
+        return pd.DataFrame(columns=["dataset", "setting", "epsilon", "epsilon_spent", "within_target",
+                                     "noise_multiplier", "delta", "steps", "runs"])
+    dp = dp.assign(within=dp["epsilon_spent"] <= dp["epsilon"] * (1 + 1e-9))
+    out = dp.groupby(["dataset", "setting_order", "setting"]).agg(
+        epsilon=("epsilon", "first"), epsilon_spent=("epsilon_spent", "max"), within_target=("within", "all"),
+        noise_multiplier=("noise_multiplier", "min"), delta=("delta", "max"), steps=("steps", "max"),
+        runs=("seed", "count")).reset_index()
+    return out.drop(columns="setting_order")
+
+
+HEADLINE_KEYS = ("n_runs", "n_seeds", "dataset", "model", "lora_f1", "full_f1", "dp_f1", "dp_eps", "lora_dp_gap",
+                 "full_lora_gap")
+
+
+def headline_numbers(frame: pd.DataFrame, *, dataset: str | None = None, model: str | None = None,
+                     metric: str = "weighted_f1") -> dict:
+    """Numbers the results page quotes, for one dataset x model (default: the first in ``frame``).
+
+    Keys (:data:`HEADLINE_KEYS`): n_runs (all rows of ``frame``), n_seeds (most seeds of any setting of the
+    pair), dataset, model, lora_f1 / full_f1 (mean ``metric`` of non-private LoRA / full fine-tuning),
+    dp_f1 and dp_eps (mean of DP-LoRA at the largest epsilon run, and that epsilon), lora_dp_gap
+    (lora_f1 - dp_f1) and full_lora_gap (full_f1 - lora_f1). A missing setting gives NaN.
+    """
+    if frame.empty:
+        raise ValueError("no finished runs to summarise")
+    dataset = dataset if dataset is not None else frame["dataset"].iloc[0]
+    pair = frame[frame["dataset"] == dataset]
+    model = model if model is not None else (pair["model"].iloc[0] if len(pair) else None)
+    pair = pair[pair["model"] == model]
+    if pair.empty:
+        raise ValueError(f"no finished runs for dataset {dataset!r} and model {model!r}")
+    mean = lambda rows: float(rows[metric].mean()) if len(rows) else math.nan  # noqa: E731
+    dp = pair[pair["mode"] == "dp-lora"]
+    dp_eps = float(dp["epsilon"].max()) if len(dp) else math.nan
+    numbers = {"n_runs": int(len(frame)), "n_seeds": int(pair.groupby("setting")["seed"].nunique().max()),
+               "dataset": dataset, "model": model, "lora_f1": mean(pair[pair["mode"] == "lora"]),
+               "full_f1": mean(pair[pair["mode"] == "full"]), "dp_f1": mean(dp[dp["epsilon"] == dp_eps]),
+               "dp_eps": dp_eps}
+    numbers["lora_dp_gap"] = numbers["lora_f1"] - numbers["dp_f1"]
+    numbers["full_lora_gap"] = numbers["full_f1"] - numbers["lora_f1"]
+    return numbers
+
