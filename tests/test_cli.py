@@ -47,9 +47,13 @@ def test_same_seed_same_metrics_and_evaluate_reproduces_them(synthetic_dirs, tmp
     assert (first / "evaluations" / "mimic-cxr-test.json").is_file()
 
 
-def test_full_fine_tuning_saves_the_whole_model(synthetic_dirs, tmp_path):
+def test_full_fine_tuning_saves_the_whole_model_and_evaluate_reloads_it(synthetic_dirs, tmp_path, capsys):
     run = _train(synthetic_dirs, tmp_path, "ct-rate", "--mode", "full")
     assert (run / "model" / "model.safetensors").is_file() and read_results(run)["privacy"] is None
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run), "--dataset", "ct-rate", "--data", str(synthetic_dirs["ct-rate"])]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["test"]["auroc_macro"] == pytest.approx(read_results(run)["metrics"]["test"]["auroc_macro"])
 
 
 @pytest.mark.parametrize("args,expected", [

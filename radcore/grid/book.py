@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from radcore.grid.profile import Profile
+from radcore.grid.profile import PROFILE_DIR, Profile
 from radcore.grid.runner import KERNEL, NOTEBOOK_DIR, GridReport, notebook_parameters, run_grid
 
 ANALYSIS_NOTEBOOKS = ("data", "results", "statistics")
@@ -24,7 +24,8 @@ TOC = Path("_toc.yml")
 
 def analysis_parameters(profile: Profile) -> dict:
     """What the analysis notebooks are told: the profile and where its results are."""
-    return {"profile": profile.source or profile.name, "results_root": str(profile.results_root)}
+    shipped = Path(profile.source).parent == PROFILE_DIR
+    return {"profile": profile.name if shipped else profile.source, "results_root": str(profile.results_root)}
 
 
 def run_analysis(profile: Profile, *, names=ANALYSIS_NOTEBOOKS, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
