@@ -4,7 +4,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PROFILE ?= quick
-WORKERS ?= 1
+WORKERS ?= 2
 
 .PHONY: test book grid install clean
 

@@ -39,7 +39,7 @@ MODES = ("lora", "dp-lora", "full", "dp-full")
 # its share of the averaged update falls as 1/batch: DP modes take large (expected) batches and a larger
 # step (tests/test_dp.py shows DP-LoRA learning with them). Full fine-tuning moves pretrained weights
 # and takes a small step.
-DEFAULT_LEARNING_RATE = {"lora": 3e-3, "dp-lora": 1e-2, "full": 5e-5, "dp-full": 5e-4}
+DEFAULT_LEARNING_RATE = {"lora": 3e-3, "dp-lora": 1e-2, "full": 1e-4, "dp-full": 5e-4}
 DEFAULT_BATCH_SIZE = {"lora": 32, "dp-lora": 128, "full": 32, "dp-full": 128}
 
 
