@@ -2,9 +2,9 @@
 
 Pooling is the masked mean of the last layer's token states by default. MiniLM (sentence-transformers)
 was trained to put a report's meaning in that mean, and the mean is a far quicker start for a frozen
-encoder with LoRA than the first token: in a one-seed spike on 1,000 synthetic MIMIC-CXR reports x 2 epochs, MiniLM with
-LoRA reached test weighted F1 0.73 with mean pooling and 0.00 through Hugging Face's first-token
-pooler (``BertForSequenceClassification``). ``pooling="cls"`` takes the first token's state instead.
+encoder with LoRA than the first token: in a one-seed spike on 1,000 synthetic MIMIC-CXR reports x 2
+epochs, MiniLM with LoRA reached test weighted F1 0.73 with mean pooling and 0.00 through Hugging Face's
+first-token pooler (``BertForSequenceClassification``). ``pooling="cls"`` takes the first token's state instead.
 The encoder is loaded without its pooler, so no parameter goes unused (Opacus needs a per-sample
 gradient for every trainable one).
 """
