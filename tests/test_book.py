@@ -28,6 +28,8 @@ def built(tmp_path_factory):
             shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("runs", "analysis"))
         else:
             shutil.copy(src, root / name)
+    (root / ".pytest_cache").mkdir()  # as in a real checkout after `make test`: stray pages must not break -W
+    (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory #\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         profile = load_profile("ci")

@@ -54,6 +54,14 @@ def test_unknown_profile_names_the_shipped_ones():
         load_profile("qiuck")
 
 
+def test_notebook_defaults_never_decide_a_run():
+    """quick sets no `pretrained`: the cell must still pass pretrained=True, not leave the notebook's False."""
+    for cell in load_profile("quick").cells():
+        params = cell.parameters()
+        assert params["pretrained"] is True and params["pooling"] == "mean"
+        assert params["epsilon"] == cell.setting.epsilon
+
+
 def test_a_parameter_the_notebook_does_not_declare_is_refused_before_anything_runs(tmp_path):
     nb = nbformat.read(RUN_NOTEBOOK, as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))

@@ -113,16 +113,21 @@ class Cell:
     def notebook(self) -> Path:
         return self.profile.notebook_root / (self.key.replace("/", "__") + ".ipynb")
 
-    def parameters(self) -> dict:
-        """The run notebook's papermill parameters."""
-        return {"profile": self.profile.name, "dataset": self.dataset.name, "data_dir": self.dataset.data_dir,
-                "model": self.model, "mode": self.setting.mode, "epsilon": self.setting.epsilon,
-                "seed": self.seed, "data_options": dict(self.dataset.options), "out_dir": str(self.run_dir),
-                **self.profile.train}
-
     def train_config(self):
         """The :class:`~radcore.train.TrainConfig` this cell runs."""
-        return config_from_parameters(**self.parameters())
+        from radcore.train import TrainConfig
+
+        return TrainConfig(dataset=self.dataset.name, data_dir=self.dataset.data_dir, model=self.model,
+                           mode=self.setting.mode, epsilon=self.setting.epsilon, seed=self.seed,
+                           data_options=dict(self.dataset.options), progress=False, **self.profile.train)
+
+    def parameters(self) -> dict:
+        """The run notebook's papermill parameters: every one explicit, so the notebook's defaults never decide a run."""
+        config = self.train_config()
+        return {"profile": self.profile.name, "dataset": config.dataset, "data_dir": config.data_dir,
+                "model": config.model, "mode": config.mode, "epsilon": config.epsilon, "seed": config.seed,
+                "data_options": dict(config.data_options), "out_dir": str(self.run_dir),
+                **{knob: getattr(config, knob) for knob in TRAIN_KNOBS}}
 
     @property
     def title(self) -> str:

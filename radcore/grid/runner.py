@@ -56,13 +56,14 @@ def notebook_parameters(notebook: str | Path) -> set[str]:
 
 
 def check_parameters(cells: list[Cell], notebook: str | Path) -> None:
-    """Refuse to start if a cell passes a name the notebook does not declare (papermill would accept it)."""
+    """Refuse to start unless every cell passes exactly the names the notebook declares: papermill accepts a
+    misspelled name silently, and a name left out would let the notebook's default decide the run."""
     declared = notebook_parameters(notebook)
     for cell in cells:
-        unknown = set(cell.parameters()) - declared
-        if unknown:
-            raise ValueError(f"{cell.key}: parameter(s) {sorted(unknown)} are not in the parameters cell of "
-                             f"{notebook} (it declares {sorted(declared)})")
+        passed = set(cell.parameters())
+        if passed != declared:
+            raise ValueError(f"{cell.key}: the parameters cell of {notebook} declares {sorted(declared)}; "
+                             f"unknown here: {sorted(passed - declared)}, not passed: {sorted(declared - passed)}")
 
 
 def ensure_corpora(profile: Profile) -> None:
