@@ -18,9 +18,22 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
     return value
 
 
@@ -44,13 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--mode", choices=MODES, default="lora")
     train.add_argument("--epsilon", type=_positive_float, help="target epsilon (dp-* modes)")
     train.add_argument("--delta", type=float, help="target delta (default 0.1/n_train)")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, help="(expected) batch size (default per mode)")
+    train.add_argument("--epochs", type=_positive_int, default=3)
+    train.add_argument("--batch-size", type=_positive_int, help="(expected) batch size (default per mode)")
     train.add_argument("--lr", type=float, help="learning rate (default per mode)")
-    train.add_argument("--max-length", type=int, default=128)
+    train.add_argument("--max-length", type=_positive_int, default=128)
     train.add_argument("--max-grad-norm", type=float, default=1.0)
     train.add_argument("--accountant", choices=("rdp", "prv"), default="rdp")
-    train.add_argument("--max-train-reports", type=int)
+    train.add_argument("--max-train-reports", type=_positive_int)
     train.add_argument("--random-init", action="store_true", help="random weights at the model's shape")
     train.add_argument("--pooling", choices=("mean", "cls"), default="mean",
                        help="report vector: mean of token states (default) or the first token's")
@@ -115,14 +128,20 @@ def _run(args) -> dict:
     if args.command == "train":
         from radcore.train import TrainConfig, train
 
+        if args.delta is not None and not args.mode.startswith("dp-"):
+            raise ValueError(f"--delta applies to dp-* modes only; mode {args.mode!r} is not private (drop --delta)")
         config = TrainConfig(
             dataset=args.dataset, data_dir=args.data, model=args.model, mode=args.mode, epsilon=args.epsilon,
             delta=args.delta, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             max_length=args.max_length, max_grad_norm=args.max_grad_norm, accountant=args.accountant,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, device=args.device)
+        from radcore.models import model_spec
+
+        model_spec(config.model)  # an unknown model fails now, not after the corpus has loaded
         results = train(config, args.out)
-        return {"test": _summary(results["metrics"]["test"]), "privacy": results["privacy"],
+        test = results["metrics"].get("test")  # absent when the corpus has no test reports
+        return {"test": _summary(test) if test else None, "privacy": results["privacy"],
                 "reports_per_s": results["timing"]["reports_per_s"], "out": args.out}
     from radcore.evaluate import evaluate_run
 

@@ -27,6 +27,9 @@ def per_label_scores(y_true: np.ndarray, y_prob: np.ndarray, mask: np.ndarray, *
     k = y_true.shape[1]
     out = {name: np.zeros(k) for name in ("precision", "recall", "f1", "support", "auroc")}
     for j, t, p, keep in _masked_columns(y_true.astype(int), y_pred, mask):
+        if not len(t):  # every cell of this label ignored (e.g. all uncertain): no score, support 0
+            out["auroc"][j] = np.nan
+            continue
         prec, rec, f1, _ = precision_recall_fscore_support(t, p, average="binary", zero_division=0)
         out["precision"][j], out["recall"][j], out["f1"][j] = prec, rec, f1
         out["support"][j] = t.sum()

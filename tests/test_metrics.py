@@ -61,3 +61,14 @@ def test_shape_mismatch_is_an_error(data):
     y, prob = data
     with pytest.raises(ValueError, match="shape"):
         classification_metrics(y, prob[:, :3], label_names=NAMES)
+
+
+def test_label_ignored_in_every_report_scores_nothing(data):
+    """A small split where one label is uncertain (ignored) everywhere: support 0, no error, no effect."""
+    y, prob = data
+    mask = np.ones_like(y)
+    mask[:, 1] = 0
+    m = classification_metrics(y, prob, mask=mask, label_names=NAMES, n_resamples=50)
+    assert m["per_label"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "auroc": None}
+    kept = classification_metrics(y[:, [0, 2, 3]], prob[:, [0, 2, 3]], label_names=("a", "c", "d"), n_resamples=50)
+    assert m["weighted_f1"] == pytest.approx(kept["weighted_f1"]) and m["macro_f1"] == pytest.approx(kept["macro_f1"])

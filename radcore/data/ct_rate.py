@@ -122,7 +122,9 @@ def _volume(cell: str, prefix: str, path: Path, row: str) -> tuple[tuple[str, st
     m = _VOLUME.fullmatch(cell.strip())
     if not m or m.group(1) != prefix:
         raise DataError(f"VolumeName {token(cell)} does not match {prefix}_<patient>_<scan>_<reconstruction>.nii.gz",
-                        path=path, row=row, column="VolumeName")
+                        path=path, row=row, column="VolumeName",
+                        hint=f"each file holds only its own split's volumes ({prefix}_...); "
+                        "use CT-RATE's files unmodified")
     return (m.group(1), m.group(2), m.group(3)), int(m.group(4))
 
 

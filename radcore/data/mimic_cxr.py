@@ -31,6 +31,7 @@ REPORTS_ZIP = "mimic-cxr-reports.zip"
 JPG_HINT = "it ships with MIMIC-CXR-JPG 2.0.0 on PhysioNet (https://physionet.org/content/mimic-cxr-jpg/2.0.0/)"
 REPORTS_HINT = ("download mimic-cxr-reports.zip (or the files/ tree) of MIMIC-CXR 2.0.0 from PhysioNet "
                 "(https://physionet.org/content/mimic-cxr/2.0.0/)")
+SAME_RELEASE = "reports, labels and split must come from the same MIMIC-CXR release; re-download the mismatched file"
 _VALUES = {"1.0": 1.0, "0.0": 0.0, "-1.0": -1.0, "": 0.0, "1": 1.0, "0": 0.0, "-1": -1.0}
 _ID = re.compile(r"(\d+)(?:\.0+)?")
 _MEMBER = re.compile(r"(?:^|/)p\d\d/p(\d+)/s(\d+)\.txt")
@@ -90,13 +91,15 @@ def load_mimic_cxr(data_dir: str | Path, options: MimicOptions = MimicOptions())
             subject, where = reports[study]
             if labels[study][0] != subject:
                 raise DataError(f"subject_id {labels[study][0]} of study {study} differs from the report's folder "
-                                f"p{subject}", path=label_path, row=labels[study][1], column="subject_id")
+                                f"p{subject}", path=label_path, row=labels[study][1], column="subject_id",
+                                hint=SAME_RELEASE)
             if study not in splits:
                 skipped["study_without_split"] += 1
                 continue
             if splits[study][1] != subject:
                 raise DataError(f"subject_id {splits[study][1]} of study {study} differs from the report's folder "
-                                f"p{subject}", path=split_path, row=splits[study][2], column="subject_id")
+                                f"p{subject}", path=split_path, row=splits[study][2], column="subject_id",
+                                hint=SAME_RELEASE)
             text = _text(read(where), options, skipped)
             if text is not None:
                 rows.append((study, subject, text, splits[study][0], labels[study][2]))
@@ -239,7 +242,8 @@ def _read_split(path: Path) -> dict[int, tuple[str, int, str]]:
         subject = _id(cells["subject_id"], path, row, "subject_id")
         split = cells["split"].strip()
         if split not in SPLITS:
-            raise DataError(f"split {token(split)} is not one of {SPLITS}", path=path, row=row, column="split")
+            raise DataError(f"split {token(split)} is not one of {SPLITS}", path=path, row=row, column="split",
+                            hint="use the unmodified official split file")
         if study in out and out[study][:2] != (split, subject):
             first = out[study]
             raise DataError(f"study_id {study} has split {split!r} and subject {subject} here but split "

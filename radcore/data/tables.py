@@ -45,7 +45,8 @@ def read_rows(path: Path, *, required: Sequence[str]) -> Iterator[tuple[str, dic
     except FileNotFoundError:
         raise DataError("file not found", path=path) from None
     except UnicodeDecodeError:
-        raise DataError("not valid UTF-8", path=path,
+        line = _first_undecodable_line(path)
+        raise DataError("not valid UTF-8" + (f" (first bad byte on line {line})" if line else ""), path=path,
                         hint="re-download the file or save it as UTF-8") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DataError(f"compressed stream is truncated or corrupt ({type(e).__name__})", path=path,
@@ -58,7 +59,8 @@ def _rows(reader, path: Path, required: Sequence[str]):
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise DataError("empty file, expected a header row", path=path) from None
+        raise DataError("empty file, expected a header row", path=path,
+                        hint="re-download the file; an interrupted download leaves it empty") from None
     dup = sorted({h for h in header if header.count(h) > 1 and h in required})
     if dup:
         raise DataError(f"header repeats column(s) {dup}", path=path)
@@ -75,8 +77,24 @@ def _rows(reader, path: Path, required: Sequence[str]):
         n += 1
         if len(cells) != len(header):
             raise DataError(f"has {len(cells)} fields, the header has {len(header)}", path=path,
-                            row=rowname(n, line))
+                            row=rowname(n, line), hint="a cell holding a comma, quote or line break must be quoted; "
+                            "re-download or re-export the file")
         yield rowname(n, line), {name: cells[i] for name, i in index.items()}
+
+
+def _first_undecodable_line(path: Path) -> int | None:
+    """Physical line (from 1) holding the first byte that is not UTF-8; read again only on that error."""
+    try:
+        with open(path, "rb") as raw:
+            stream = gzip.GzipFile(fileobj=raw) if path.name.endswith(".gz") else raw
+            for number, line in enumerate(stream, 1):  # a UTF-8 sequence never contains b"\n"
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
 
 
 def find_named(root: Path, names: Iterable[str], *,

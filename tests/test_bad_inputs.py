@@ -1,0 +1,439 @@
+"""Bad-input matrix: every malformed input gets a clear error or a documented, counted skip, never a partial run.
+
+Each case plants one defect in a fresh tiny tree in a real layout (tests/realformat.py, invented text) and runs
+``radcore train`` (or ``evaluate``) through :func:`radcore.cli.main`. An error case must exit 2 with one line
+``radcore <cmd>: error: ...`` that holds the case's needles (file, row or column, what to do), no traceback,
+and leave no results, weights or predictions behind. A skip case must finish and count the defect under
+``results.json`` ``data.skipped``. Every invented report carries CANARY, which no output may show.
+book/reproducing.md tabulates the cases; the last test keeps that table and this one in step.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from radcore.cli import main
+from radcore.data import load_corpus
+from radcore.labels import MIMIC_CXR_LABELS
+from realformat import (REPORT_COLUMNS, Study, ct_labels, ct_row, default_ct, default_studies, mimic_report,
+                        write_ct_rate, write_mimic)
+
+CANARY = "QUOKKA-CANARY-5821"
+TINY = ["--model", "tiny-bert", "--random-init", "--epochs", "1", "--batch-size", "16", "--max-length", "64"]
+WEIGHTS = ("results.json", "adapter", "model", "predictions.npz")
+BOOK = Path(__file__).resolve().parents[1] / "book" / "reproducing.md"
+LABELS = "mimic-cxr-2.0.0-chexpert.csv.gz"
+SPLIT = "mimic-cxr-2.0.0-split.csv.gz"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One malformed input: ``plant(root)`` writes it under ``root`` and returns the argv after ``radcore``
+    (without ``--out``). Expect an error holding every needle in ``error``, or ``count`` skips under ``skip``."""
+
+    id: str
+    format: str  # "mimic-cxr", "ct-rate" or "cli"
+    plant: Callable[[Path], list[str]]
+    error: tuple[str, ...] = ()
+    skip: str | None = None
+    count: int = 1
+
+
+CASES: list[Case] = []
+
+
+def case(id: str, format: str, *, error=(), skip=None, count=1):
+    """Register the decorated planting function as a row of the matrix."""
+    def register(plant):
+        CASES.append(Case(id, format, plant, tuple(error), skip, count))
+        return plant
+    return register
+
+
+# ------------------------------------------------------------------------------------------ trees
+
+def studies() -> list[Study]:
+    """The default MIMIC studies, each report carrying CANARY."""
+    out = default_studies()
+    for s in out:
+        s.text += f" {CANARY} stands in for report text.\n"
+    return out
+
+
+def tables() -> dict:
+    """The default CT-RATE tables, each report carrying CANARY."""
+    t = default_ct()
+    for rows in (t["train_reports"], t["valid_reports"]):
+        for r in rows:
+            r["Findings_EN"] += f" {CANARY}."
+    return t
+
+
+def train(dataset: str, data: Path, *extra: str) -> list[str]:
+    return ["train", "--dataset", dataset, "--data", str(data), *TINY, *extra]
+
+
+def mimic(root: Path, change=None, *extra: str, **write) -> list[str]:
+    """Train argv on a MIMIC tree written after ``change(studies)``."""
+    s = studies()
+    if change:
+        change(s)
+    write_mimic(root / "data", s, **write)
+    return train("mimic-cxr", root / "data", *extra)
+
+
+def ct(root: Path, change=None, *extra: str, **write) -> list[str]:
+    """Train argv on a CT-RATE tree written after ``change(tables)``."""
+    t = tables()
+    if change:
+        change(t)
+    write_ct_rate(root / "data", t, **write)
+    return train("ct-rate", root / "data", *extra)
+
+
+def edit_bytes(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new, 1))
+
+
+# ------------------------------------------------------------------------------------------ MIMIC-CXR
+
+@case("mimic-missing-label-column", "mimic-cxr",
+      error=(LABELS, "column 'Pneumothorax'", "missing column", "expected columns"))
+def _(root):
+    return mimic(root, label_columns=["subject_id", "study_id", *(n for n in MIMIC_CXR_LABELS if n != "Pneumothorax")])
+
+
+@case("mimic-unknown-label-value", "mimic-cxr",
+      error=(LABELS, "row 3 (line 4)", "column 'Edema'", "is not 1.0, 0.0, -1.0 or blank"))
+def _(root):
+    return mimic(root, lambda s: s[2].labels.update(Edema="2.0"))
+
+
+@case("mimic-duplicate-study", "mimic-cxr",
+      error=(LABELS, "row 6 (line 7)", "column 'study_id'", "repeats row 1 (line 2)", "one row per study"))
+def _(root):
+    return mimic(root, lambda s: s.append(Study(10000032, 50414267, text=None, labels={"Edema": "1.0"})))
+
+
+@case("mimic-non-utf8-report", "mimic-cxr",
+      error=("p10/p10000898/s50771383.txt", "not valid UTF-8", "re-download"))
+def _(root):
+    def change(s):
+        s[3].text = mimic_report(f"Caf\xe9 {CANARY}.").encode("latin-1")
+    return mimic(root, change)
+
+
+@case("mimic-truncated-gzip", "mimic-cxr", error=(LABELS, "truncated or corrupt", "re-download"))
+def _(root):
+    argv = mimic(root)
+    path = next((root / "data").rglob(LABELS))
+    path.write_bytes(path.read_bytes()[:-20])
+    return argv
+
+
+@case("mimic-corrupt-zip", "mimic-cxr",
+      error=("mimic-cxr-reports.zip", "cannot read the zip archive", "physionet.org/content/mimic-cxr"))
+def _(root):
+    argv = mimic(root, reports="zip")
+    path = next((root / "data").rglob("mimic-cxr-reports.zip"))
+    path.write_bytes(path.read_bytes()[:100])
+    return argv
+
+
+@case("mimic-empty-label-file", "mimic-cxr", error=(LABELS, "empty file", "re-download"))
+def _(root):
+    argv = mimic(root)
+    next((root / "data").rglob(LABELS)).write_bytes(gzip.compress(b""))
+    return argv
+
+
+@case("mimic-missing-split-file", "mimic-cxr",
+      error=("mimic-cxr-2.0.0-split.csv.gz (or mimic-cxr-2.0.0-split.csv) not found", "MIMIC-CXR-JPG 2.0.0"))
+def _(root):
+    argv = mimic(root)
+    next((root / "data").rglob(SPLIT)).unlink()
+    return argv
+
+
+@case("mimic-patient-in-train-and-test", "mimic-cxr",
+      error=(SPLIT, "subject_id 10000032 appears in several splits ['test', 'train']", "unmodified official split"))
+def _(root):
+    return mimic(root, lambda s: setattr(s[1], "split", "test"))
+
+
+@case("mimic-unknown-split-value", "mimic-cxr",
+      error=(SPLIT, "row 1 (line 2)", "column 'split'", "unmodified official split"))
+def _(root):
+    return mimic(root, lambda s: setattr(s[0], "split", "holdout"))
+
+
+@case("mimic-subject-mismatch", "mimic-cxr",
+      error=(LABELS, "row 3 (line 4)", "column 'subject_id'", "differs from the report's folder", "same MIMIC-CXR"))
+def _(root):
+    argv = mimic(root)
+    patients = root / "data/physionet.org/files/mimic-cxr/2.0.0/files/p10"
+    (patients / "p10000764").rename(patients / "p10000765")
+    return argv
+
+
+@case("mimic-empty-corpus", "mimic-cxr",
+      error=("no labelled reports found", "reports, label CSV and split CSV describe the same studies"))
+def _(root):
+    return mimic(root, lambda s: [setattr(study, "labels", None) for study in s])
+
+
+@case("mimic-whitespace-only-report", "mimic-cxr", skip="empty_text")
+def _(root):
+    return mimic(root, lambda s: s.append(Study(10001111, 52000004, text=" \n \n\t\n", labels={"Edema": "1.0"})))
+
+
+@case("mimic-report-without-labels", "mimic-cxr", skip="report_without_labels")
+def _(root):
+    return mimic(root, lambda s: s.append(Study(10001111, 52000001, labels=None)))
+
+
+@case("mimic-labels-without-report", "mimic-cxr", skip="labels_without_report")
+def _(root):
+    return mimic(root, lambda s: s.append(Study(10001111, 52000002, text=None, labels={"Edema": "1.0"})))
+
+
+@case("mimic-study-without-split", "mimic-cxr", skip="study_without_split")
+def _(root):
+    return mimic(root, lambda s: s.append(Study(10001111, 52000003, split=None)))
+
+
+@case("mimic-report-without-sections", "mimic-cxr", skip="section_fallback")
+def _(root):
+    text = f" WET READ: invented note.\n \n Stable appearance of the chest {CANARY}.\n"
+    return mimic(root, lambda s: s.append(Study(10001111, 52000006, text=text)))
+
+
+@case("mimic-absurdly-long-report", "mimic-cxr", skip="truncated_long")
+def _(root):
+    text = mimic_report("Invented words. " * 50_000 + CANARY)  # 800,000 characters; the cut is at 20,000
+    return mimic(root, lambda s: s.append(Study(10001111, 52000005, text=text)))
+
+
+# ------------------------------------------------------------------------------------------ CT-RATE
+
+@case("ct-missing-report-column", "ct-rate",
+      error=("train_reports.csv", "column 'Findings_EN'", "missing column", "expected columns"))
+def _(root):
+    return ct(root, report_columns=[c for c in REPORT_COLUMNS if c != "Findings_EN"])
+
+
+@case("ct-unknown-label-value", "ct-rate",
+      error=("valid_predicted_labels.csv", "row 1 (line 2)", "column 'Emphysema'", "is not 0 or 1"))
+def _(root):
+    return ct(root, lambda t: t["valid_labels"][0].update(Emphysema="yes"))
+
+
+@case("ct-duplicate-volume", "ct-rate",
+      error=("train_reports.csv", "row 6 (line 7)", "column 'VolumeName'", "repeats row 3 (line 4)", "once per file"))
+def _(root):
+    return ct(root, lambda t: t["train_reports"].append(ct_row("train_2_a_1.nii.gz", f"Other text {CANARY}.")))
+
+
+@case("ct-non-utf8-csv", "ct-rate", error=("train_reports.csv", "not valid UTF-8", "line 4", "save it as UTF-8"))
+def _(root):
+    argv = ct(root)
+    edit_bytes(root / "data/dataset/radiology_text_reports/train_reports.csv", b"Heart enlarged",
+               "Heart enlarg\xe9d".encode("latin-1"))
+    return argv
+
+
+@case("ct-ragged-row", "ct-rate",
+      error=("train_predicted_labels.csv", "row 2 (line 3)", "has 20 fields, the header has 19", "must be quoted"))
+def _(root):
+    argv = ct(root)
+    edit_bytes(root / "data/dataset/multi_abnormality_labels/train_predicted_labels.csv", b"train_1_a_2.nii.gz,",
+               b"train_1_a_2.nii.gz,0,")
+    return argv
+
+
+@case("ct-test-volume-in-train-file", "ct-rate",
+      error=("train_reports.csv", "row 3 (line 4)", "column 'VolumeName'", "own split's volumes"))
+def _(root):
+    return ct(root, lambda t: t["train_reports"][2].update(VolumeName="valid_2_a_1.nii.gz"))
+
+
+@case("ct-missing-label-file", "ct-rate",
+      error=("valid_predicted_labels.csv or validation_predicted_labels.csv not found", "huggingface.co/datasets"))
+def _(root):
+    argv = ct(root)
+    (root / "data/dataset/multi_abnormality_labels/valid_predicted_labels.csv").unlink()
+    return argv
+
+
+@case("ct-no-dataset-folder", "ct-rate",
+      error=("no dataset/radiology_text_reports", "point data_dir at the CT-RATE download"))
+def _(root):
+    (root / "data").mkdir(parents=True)
+    return train("ct-rate", root / "data")
+
+
+@case("ct-empty-corpus", "ct-rate",
+      error=("dataset", "no labelled reports found", "describe the same volumes"))
+def _(root):
+    return ct(root, lambda t: t.update({k: [] for k in t}))
+
+
+@case("ct-empty-report", "ct-rate", skip="empty_text")
+def _(root):
+    def change(t):
+        t["train_reports"].append(ct_row("train_7_a_1.nii.gz", "Not given.", "  "))
+        t["train_labels"].append(ct_labels("train_7_a_1.nii.gz"))
+    return ct(root, change)
+
+
+@case("ct-report-without-labels", "ct-rate", skip="report_without_labels")
+def _(root):
+    return ct(root, lambda t: t["train_reports"].append(ct_row("train_9_a_1.nii.gz", f"Invented {CANARY}.")))
+
+
+@case("ct-labels-without-report", "ct-rate", skip="labels_without_report")
+def _(root):
+    return ct(root, lambda t: t["train_labels"].append(ct_labels("train_8_a_1.nii.gz", "Emphysema")))
+
+
+@case("ct-reconstructions-disagree", "ct-rate", skip="reconstruction_label_conflict")
+def _(root):
+    return ct(root, lambda t: t["train_labels"].__setitem__(1, ct_labels("train_1_a_2.nii.gz", "Emphysema")))
+
+
+@case("ct-absurdly-long-report", "ct-rate", skip="truncated_long")
+def _(root):
+    def change(t):
+        t["train_reports"].append(ct_row("train_6_a_1.nii.gz", "Invented words. " * 50_000 + CANARY))
+        t["train_labels"].append(ct_labels("train_6_a_1.nii.gz", "Emphysema"))
+    return ct(root, change)
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+@case("cli-missing-data-dir", "cli", error=("nowhere", "data directory does not exist", "physionet.org"))
+def _(root):
+    return train("mimic-cxr", root / "nowhere")
+
+
+@case("cli-unknown-model", "cli", error=("unknown model 'gpt-17'", "use one of", "tiny-bert"))
+def _(root):
+    return mimic(root, None, "--model", "gpt-17")
+
+
+@case("cli-epsilon-zero", "cli", error=("argument --epsilon", "must be a positive finite number", "'0'"))
+def _(root):
+    return mimic(root, None, "--mode", "dp-lora", "--epsilon", "0")
+
+
+@case("cli-epsilon-negative", "cli", error=("argument --epsilon", "must be a positive finite number", "'-1'"))
+def _(root):
+    return mimic(root, None, "--mode", "dp-lora", "--epsilon=-1")
+
+
+@case("cli-epsilon-not-a-number", "cli", error=("argument --epsilon", "must be a positive finite number", "'one'"))
+def _(root):
+    return mimic(root, None, "--mode", "dp-lora", "--epsilon", "one")
+
+
+@case("cli-dp-without-epsilon", "cli", error=("mode 'dp-lora' needs a target epsilon", "--epsilon"))
+def _(root):
+    return mimic(root, None, "--mode", "dp-lora")
+
+
+@case("cli-delta-at-one-over-n", "cli",
+      error=("delta must lie in (0, 1/n) = (0, 0.5) for n=2 training reports, got 0.5", "Leave delta unset"))
+def _(root):
+    return mimic(root, None, "--mode", "dp-lora", "--epsilon", "1", "--delta", "0.5")
+
+
+@case("cli-delta-above-one-over-n", "cli", error=("delta must lie in (0, 1/n)", "got 0.9", "Leave delta unset"))
+def _(root):
+    return ct(root, None, "--mode", "dp-lora", "--epsilon", "1", "--delta", "0.9")
+
+
+@case("cli-delta-without-dp", "cli", error=("--delta applies to dp-* modes only", "drop --delta"))
+def _(root):
+    return mimic(root, None, "--mode", "lora", "--delta", "1e-5")
+
+
+@case("cli-unknown-data-option", "cli", error=("unknown option(s) ['colour']", "MimicOptions accepts"))
+def _(root):
+    return mimic(root, None, "--data-option", "colour=red")
+
+
+@case("cli-bad-data-option-value", "cli", error=("MimicOptions.uncertain='maybe' is not allowed", "choose one of"))
+def _(root):
+    return mimic(root, None, "--data-option", "uncertain=maybe")
+
+
+@case("cli-max-train-reports-zero", "cli", error=("argument --max-train-reports", "whole number >= 1", "'0'"))
+def _(root):
+    return mimic(root, None, "--max-train-reports", "0")
+
+
+@case("cli-evaluate-unfinished-run", "cli", error=("no results.json in", "unfinished", "the run did not finish"))
+def _(root):
+    (root / "unfinished/.adapter.partial").mkdir(parents=True)
+    mimic(root)
+    return ["evaluate", "--run", str(root / "unfinished"), "--dataset", "mimic-cxr", "--data", str(root / "data")]
+
+
+# ------------------------------------------------------------------------------------------ the tests
+
+def clean_skips(format: str, root: Path) -> dict[str, int]:
+    """``skipped`` of the same tree without the defect."""
+    (mimic if format == "mimic-cxr" else ct)(root)
+    return load_corpus(format, root / "data").skipped
+
+
+@pytest.mark.parametrize("bad", CASES, ids=[c.id for c in CASES])
+def test_bad_input(bad: Case, tmp_path, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    run = tmp_path / "run"
+    argv = bad.plant(tmp_path / "case") + ["--out", str(run)]
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse refuses bad flags before radcore runs
+        status = exit_.code
+    out, err = capsys.readouterr()
+    shown = out + err + caplog.text
+    assert CANARY not in shown and "\\xe9" not in shown and "Traceback" not in shown
+    if bad.error:
+        assert status == 2, err
+        line = err.strip().splitlines()[-1]
+        assert line.startswith(f"radcore {argv[0]}: error: "), err
+        missing = [needle for needle in bad.error if needle not in line]
+        assert not missing, f"{line!r} lacks {missing}"
+        assert not run.is_file()  # evaluate's --out record
+        left = sorted(p.name for p in run.iterdir()) if run.is_dir() else []
+        assert not [name for name in left if name in WEIGHTS or name.startswith(".")], left
+    else:
+        assert status == 0, err
+        skipped = json.loads((run / "results.json").read_text())["data"]["skipped"]
+        baseline = clean_skips(bad.format, tmp_path / "clean")
+        assert skipped == {**baseline, bad.skip: baseline[bad.skip] + bad.count}
+
+
+def test_matrix_covers_the_issue_and_the_book_lists_every_case():
+    formats = {c.format for c in CASES}
+    assert len(CASES) >= 15 and formats == {"mimic-cxr", "ct-rate", "cli"}
+    assert len({c.id for c in CASES}) == len(CASES) and all(bool(c.error) != bool(c.skip) for c in CASES)
+    text = BOOK.read_text()
+    table = text.split("## Bad inputs and what radcore does", 1)[1].split("\n#", 1)[0]
+    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", table, flags=re.M)
+    assert sorted(documented) == sorted(c.id for c in CASES)
+    for c in CASES:
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{c.id}` |"))
+        assert (f"`{c.skip}`" in row) if c.skip else ("error" in row), row
+
