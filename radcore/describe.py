@@ -56,6 +56,34 @@ def prevalence_wide(table: pd.DataFrame) -> pd.DataFrame:
     return wide.loc[order, [s for s in SPLITS if s in wide.columns]].rename_axis(index="label", columns=None)
 
 
+MIN_POSITIVES_FOR_F1 = 20
+"""Below this many positive test reports a label's F1 is flagged as unstable: one report then moves its recall
+by more than 0.05."""
+
+
+def few_positives(table: pd.DataFrame, *, split: str = "test", minimum: int = MIN_POSITIVES_FOR_F1) -> pd.DataFrame:
+    """Labels with fewer than ``minimum`` positives in ``split`` (``table`` from :func:`prevalence`).
+
+    Columns: dataset, label, positives, counted. Their per-label F1 is too unstable to read on its own; the
+    weighted F1 gives them weight in proportion to their positives.
+    """
+    rows = table[(table["split"] == split) & (table["positives"] < minimum)]
+    return rows[["dataset", "label", "positives", "counted"]].reset_index(drop=True)
+
+
+def few_positives_markdown(table: pd.DataFrame, *, split: str = "test", minimum: int = MIN_POSITIVES_FOR_F1) -> str:
+    """:func:`few_positives` as a sentence per dataset, for the data page."""
+    flagged = few_positives(table, split=split, minimum=minimum)
+    lines = []
+    for dataset in dict.fromkeys(table["dataset"]):
+        rows = flagged[flagged["dataset"] == dataset]
+        listed = ", ".join(f"{r.label} ({r.positives})" for r in rows.itertuples())
+        lines.append(f"- **{dataset}**: " + (f"fewer than {minimum} positive {split} reports, so F1 is unstable "
+                                             f"for {listed}." if len(rows) else
+                                             f"every label has at least {minimum} positive {split} reports."))
+    return "\n".join(lines)
+
+
 def cooccurrence(corpus: Corpus, *, split: str | None = "train") -> pd.DataFrame:
     """Pairwise label co-occurrence over ``split`` (``None``: every report): one row per ordered label pair.
 

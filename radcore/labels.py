@@ -40,7 +40,9 @@ CT_RATE_LABELS: tuple[str, ...] = (
     "Interlobular septal thickening",
 )
 
-LABELS: dict[str, tuple[str, ...]] = {"mimic-cxr": MIMIC_CXR_LABELS, "ct-rate": CT_RATE_LABELS}
+# Open-i's MeSH tags are mapped to MIMIC-CXR's 14 CheXpert labels (radcore/data/openi_labels.py).
+LABELS: dict[str, tuple[str, ...]] = {"mimic-cxr": MIMIC_CXR_LABELS, "ct-rate": CT_RATE_LABELS,
+                                      "openi": MIMIC_CXR_LABELS}
 DATASETS: tuple[str, ...] = tuple(LABELS)
 
 

@@ -11,7 +11,7 @@ from radcore.grid.runner import RUN_NOTEBOOK, check_parameters, is_done, run_gri
 from radcore.grid.store import collect, per_label
 from radcore.results import RESULTS_FILE
 
-SHIPPED = ("ci", "quick", "paper")
+SHIPPED = ("ci", "quick", "paper", "openi")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -50,7 +50,7 @@ def test_bad_profiles_are_refused_naming_the_key(raw, needle):
 
 
 def test_unknown_profile_names_the_shipped_ones():
-    with pytest.raises(FileNotFoundError, match="ci, paper, quick"):
+    with pytest.raises(FileNotFoundError, match="ci, openi, paper, quick"):
         load_profile("qiuck")
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 from radcore.corpus import Corpus
 from radcore.data.ct_rate import CtRateOptions, load_ct_rate
 from radcore.data.mimic_cxr import MimicOptions, load_mimic_cxr
+from radcore.data.openi import OpeniOptions, load_openi
 
-LOADERS = {"mimic-cxr": (MimicOptions, load_mimic_cxr), "ct-rate": (CtRateOptions, load_ct_rate)}
+LOADERS = {"mimic-cxr": (MimicOptions, load_mimic_cxr), "ct-rate": (CtRateOptions, load_ct_rate),
+           "openi": (OpeniOptions, load_openi)}
 
-__all__ = ["CtRateOptions", "LOADERS", "MimicOptions", "load_corpus", "load_ct_rate", "load_mimic_cxr",
-           "options_for"]
+__all__ = ["CtRateOptions", "LOADERS", "MimicOptions", "OpeniOptions", "load_corpus", "load_ct_rate",
+           "load_mimic_cxr", "load_openi", "options_for"]
 
 
 def options_for(dataset: str, **options):
@@ -43,6 +45,6 @@ def _coerce(value, default):
 
 
 def load_corpus(dataset: str, data_dir: str | Path, **options) -> Corpus:
-    """Load ``dataset`` ('mimic-cxr' or 'ct-rate') from ``data_dir``; ``options`` set fields of its options class."""
+    """Load ``dataset`` ('mimic-cxr', 'ct-rate' or 'openi') from ``data_dir``; ``options`` set fields of its options class."""
     chosen = options_for(dataset, **options)
     return LOADERS[dataset][1](Path(data_dir).expanduser(), chosen)

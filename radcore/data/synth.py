@@ -94,6 +94,9 @@ def is_synthetic(path: str | Path) -> bool:
 
 def _check_args(dataset: str, n, seed) -> None:
     labels_for(dataset)
+    if dataset not in ("mimic-cxr", "ct-rate"):
+        raise ValueError(f"no synthetic generator for {dataset!r}: its reports are public "
+                         f"(`radcore data {dataset} --out DIR`)")
     _check_int("n", n, 1, MAX_N)
     _check_int("seed", seed, 0, 2**63 - 1)
 
