@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="fine-tune one model and write RUN_DIR/results.json")
     train.add_argument("--dataset", choices=DATASETS, required=True)
     train.add_argument("--data", required=True, help="corpus directory in the dataset's real layout")
-    train.add_argument("--model", default="minilm", help=f"one of {', '.join(REGISTRY)} or a local model dir")
+    train.add_argument("--model", default="minilm", help=f"one of {', '.join(REGISTRY)} or a local model dir "
+                       "(safetensors weights only; RADCORE_ALLOW_PICKLE=1 allows a pickled checkpoint you trust)")
     train.add_argument("--mode", choices=MODES, default="lora")
     train.add_argument("--epsilon", type=_positive_float, help="target epsilon (dp-* modes)")
     train.add_argument("--delta", type=float, help="target delta (default 0.1/n_train)")
@@ -74,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run directory")
 
     evaluate = sub.add_parser("evaluate", help="score a saved run on another corpus")
-    evaluate.add_argument("--run", required=True, help="run directory holding results.json")
+    evaluate.add_argument("--run", required=True, help="run directory holding results.json (weights are read "
+                          "from safetensors only; RADCORE_ALLOW_PICKLE=1 allows pickled ones)")
     evaluate.add_argument("--dataset", choices=DATASETS, required=True)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--split", default="test", choices=("train", "validate", "test", "all"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SPLITS = ("train", "validate", "test")
+SOURCES = ("synthetic", "real")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class Corpus:
     split: tuple[str, ...]
     skipped: dict[str, int] = field(default_factory=dict, compare=False)
     """Counted, documented skips or repairs made by the loader (e.g. ``{"labels_without_report": 3}``)."""
+    source: str | None = None
+    """Where the reports come from: ``"synthetic"`` (a corpus written by :mod:`radcore.data.synth`, marked by
+    its ``SYNTHETIC.json``) or ``"real"`` (anything else); set by :func:`radcore.data.load_corpus`. ``None``:
+    built in memory (tests). Only a synthetic corpus may ever have its text shown."""
 
     def __post_init__(self):
         n, k = len(self.ids), len(self.label_names)
@@ -44,6 +49,14 @@ class Corpus:
         bad = set(self.split) - set(SPLITS)
         if bad:
             raise ValueError(f"unknown split names {sorted(bad)}; expected {SPLITS}")
+        if self.source not in SOURCES + (None,):
+            raise ValueError(f"Corpus.source must be one of {SOURCES} or None, got {self.source!r}")
+
+    def __repr__(self) -> str:
+        # Aggregates only: the default dataclass repr would print every report (into a log, a notebook output or
+        # a failed assertion's message).
+        return (f"Corpus(dataset={self.dataset!r}, source={self.source!r}, reports={len(self)}, "
+                f"labels={len(self.label_names)}, splits={self.split_sizes()})")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,7 +72,7 @@ class Corpus:
         pick = lambda seq: tuple(seq[i] for i in idx)  # noqa: E731
         return Corpus(self.dataset, pick(self.ids), pick(self.patient_ids), pick(self.texts),
                       self.labels[idx], self.label_mask[idx], self.label_names, pick(self.split),
-                      dict(self.skipped))
+                      dict(self.skipped), self.source)
 
     def split_sizes(self) -> dict[str, int]:
         counts = Counter(self.split)

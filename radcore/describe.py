@@ -177,10 +177,11 @@ def skip_table(corpus: Corpus) -> pd.DataFrame:
 def example_reports(corpus: Corpus, k: int = 3, seed: int = 0, *, synthetic: bool) -> pd.DataFrame:
     """``k`` reports drawn with ``seed``, with their positive and masked labels: **synthetic corpora only**.
 
-    ``synthetic`` must be stated by the caller (e.g. ``radcore.data.synth.is_synthetic(data_dir)``); anything
-    but ``True`` raises ``ValueError``, so real report text cannot be shown by accident.
+    ``synthetic`` must be stated by the caller (e.g. ``corpus.source == "synthetic"``); anything but ``True``
+    raises ``ValueError``, and so does a corpus the loader found to be real (``corpus.source == "real"``, no
+    ``SYNTHETIC.json``) whatever the caller says, so real report text cannot be shown by accident.
     """
-    if synthetic is not True:
+    if synthetic is not True or corpus.source == "real":
         raise ValueError("example_reports shows report text and is for synthetic corpora only; "
                          "real reports are never printed (pass synthetic=True only for generated data)")
     rng = np.random.default_rng(seed)

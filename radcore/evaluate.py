@@ -37,7 +37,8 @@ def score(corpus: Corpus, probabilities: np.ndarray, *, seed: int = 0) -> dict:
 def load_trained(run_dir: Path, results: dict, device: torch.device):
     """The fine-tuned model and tokenizer saved by a run."""
     from radcore.classifier import ReportClassifier
-    from radcore.models import load_classifier, load_encoder, load_tokenizer, model_spec
+    from radcore.models import (load_classifier, load_encoder, load_tokenizer, mark_checkpoint_format, model_spec,
+                                refuse_pickle)
     from radcore.train import TrainConfig
 
     config = TrainConfig.from_dict(results["config"])
@@ -49,7 +50,10 @@ def load_trained(run_dir: Path, results: dict, device: torch.device):
         base = load_classifier(spec, num_labels=len(results["data"]["label_names"]),
                                pretrained=config.pretrained, pooling=config.pooling, init_seed=config.seed,
                                device=device)
+        refuse_pickle(weights, what="adapter")  # peft would fall back to adapter_model.bin (a pickle) silently
         model = PeftModel.from_pretrained(base, weights)
+        safe = (weights / "adapter_model.safetensors").is_file()
+        mark_checkpoint_format(model, "safetensors" if safe else "pickle")
     else:
         model = ReportClassifier.from_pretrained(weights, load_encoder=load_encoder).to(device)
     return model, load_tokenizer(spec), config
@@ -59,6 +63,7 @@ def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, spl
                  out: str | Path | None = None, device: str = "auto") -> dict:
     """Score a saved run on ``split`` of another corpus; writes and returns an evaluation record."""
     from radcore.data import load_corpus
+    from radcore.models import loaded_checkpoint_format
     from radcore.train import resolve_device
 
     run_dir = Path(run_dir)
@@ -74,7 +79,8 @@ def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, spl
     model, tokenizer, config = load_trained(run_dir, results, dev)
     start = time.perf_counter()
     probabilities = predict(model, encode(part, tokenizer, max_length=config.max_length), dev)
-    record = {"run": str(run_dir), "dataset": dataset, "data_dir": str(data_dir), "split": split,
+    record = {"run": str(run_dir), "dataset": dataset, "data_dir": str(data_dir), "source": corpus.source,
+              "split": split, "checkpoint_format": loaded_checkpoint_format(model),
               "metrics": score(part, probabilities, seed=config.seed),
               "eval_seconds": time.perf_counter() - start}
     target = Path(out) if out else run_dir / "evaluations" / f"{dataset}-{split}.json"

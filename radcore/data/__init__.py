@@ -1,11 +1,17 @@
 """Dataset loaders: each real format becomes one :class:`~radcore.corpus.Corpus`.
 
 >>> corpus = load_corpus("mimic-cxr", "~/physionet.org", uncertain="positive")  # doctest: +SKIP
+
+Real-data mode is decided by the data, not by a flag that could be forgotten: a corpus is ``"synthetic"``
+only when its directory holds the generator's ``SYNTHETIC.json`` marker, and ``"real"`` otherwise.
+:func:`load_corpus` stamps that on ``Corpus.source``; runs record it in ``results.json`` (``data.source``),
+and report text is only ever shown for synthetic corpora.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 from radcore.corpus import Corpus
@@ -15,6 +21,7 @@ from radcore.data.openi import OpeniOptions, load_openi
 
 LOADERS = {"mimic-cxr": (MimicOptions, load_mimic_cxr), "ct-rate": (CtRateOptions, load_ct_rate),
            "openi": (OpeniOptions, load_openi)}
+log = logging.getLogger(__name__)
 
 __all__ = ["CtRateOptions", "LOADERS", "MimicOptions", "OpeniOptions", "load_corpus", "load_ct_rate",
            "load_mimic_cxr", "load_openi", "options_for"]
@@ -46,5 +53,12 @@ def _coerce(value, default):
 
 def load_corpus(dataset: str, data_dir: str | Path, **options) -> Corpus:
     """Load ``dataset`` ('mimic-cxr', 'ct-rate' or 'openi') from ``data_dir``; ``options`` set fields of its options class."""
+    from radcore.data.synth import data_source
+
     chosen = options_for(dataset, **options)
-    return LOADERS[dataset][1](Path(data_dir).expanduser(), chosen)
+    path = Path(data_dir).expanduser()
+    corpus = LOADERS[dataset][1](path, chosen)
+    source = data_source(path)
+    log.info("%s: %s data (%s), %d reports", dataset, source,
+             "SYNTHETIC.json present" if source == "synthetic" else "no SYNTHETIC.json", len(corpus))
+    return dataclasses.replace(corpus, source=source)

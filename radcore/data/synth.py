@@ -90,6 +90,14 @@ def is_synthetic(path: str | Path) -> bool:
     return (Path(path) / MARKER).is_file()
 
 
+def data_source(path: str | Path) -> str:
+    """``"synthetic"`` for a corpus this generator wrote (it has ``SYNTHETIC.json``), else ``"real"``.
+
+    Real is the default: a directory is treated as patient data unless it proves otherwise.
+    """
+    return "synthetic" if is_synthetic(path) else "real"
+
+
 # ============================================================================================ checks & files
 
 def _check_args(dataset: str, n, seed) -> None:
