@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PROFILE ?= quick
 WORKERS ?= 2
 
-.PHONY: test book grid install clean
+.PHONY: test book grid bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ book: $(STAMP)
 
 grid: $(STAMP)
 	$(VENV)/bin/radcore grid --profile $(PROFILE) --workers $(WORKERS)
+
+# Speed: DP-LoRA vs LoRA vs full FT per model shape and Opacus mode, then the levers radcore keeps.
+# QUICK=1: tiny-bert and minilm only (a few minutes on a 2-core CPU). Results in benchmarks/results/.
+bench: $(STAMP)
+	$(PY) benchmarks/throughput.py $(if $(QUICK),--quick,)
+	$(PY) benchmarks/levers.py $(if $(QUICK),--steps 2 --rounds 1,)
 
 clean:
 	rm -rf _build data/synthetic runs book/runs book/analysis

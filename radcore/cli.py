@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="learning rate (default per mode)")
     train.add_argument("--max-length", type=_positive_int, default=128)
     train.add_argument("--max-grad-norm", type=float, default=1.0)
+    train.add_argument("--physical-batch-size", type=int, default=32,
+                       help="reports per forward/backward; a larger (DP) batch is split into length-sorted chunks")
+    train.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                       help="training forward pass: bf16 autocast, fp32, or auto (bf16 where the hardware has it)")
     train.add_argument("--accountant", choices=("rdp", "prv"), default="rdp")
     train.add_argument("--max-train-reports", type=_positive_int)
     train.add_argument("--random-init", action="store_true", help="random weights at the model's shape")
@@ -174,6 +178,7 @@ def _run(args) -> dict:
             dataset=args.dataset, data_dir=args.data, model=args.model, mode=args.mode, epsilon=args.epsilon,
             delta=args.delta, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             max_length=args.max_length, max_grad_norm=args.max_grad_norm, accountant=args.accountant,
+            physical_batch_size=args.physical_batch_size, precision=args.precision,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, device=args.device)
         from radcore.models import model_spec

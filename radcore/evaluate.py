@@ -64,7 +64,7 @@ def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, spl
     """Score a saved run on ``split`` of another corpus; writes and returns an evaluation record."""
     from radcore.data import load_corpus
     from radcore.models import loaded_checkpoint_format
-    from radcore.train import resolve_device
+    from radcore.device import resolve_device
 
     run_dir = Path(run_dir)
     results = read_results(run_dir)

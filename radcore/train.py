@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from radcore.batches import encode, trim
+from radcore.batches import encode, length_grouped_loader, length_sorted_batches, trim
 from radcore.classifier import POOLINGS
 from radcore.corpus import Corpus
 from radcore.data import load_corpus
+from radcore.device import PRECISIONS, autocast, resolve_device, resolve_precision
+from radcore.errors import DataError
 from radcore.evaluate import predict, score
 from radcore.models import (LoraSettings, count_parameters, load_classifier, load_tokenizer,
                             loaded_checkpoint_format, model_spec, wrap_lora)
@@ -60,6 +61,8 @@ class TrainConfig:
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE[mode]
     max_length: int = 128  # tokens per report
     max_grad_norm: float = 1.0  # per-sample clipping norm (DP only)
+    physical_batch_size: int = 32  # reports per forward/backward; a larger (DP) batch is split into chunks
+    precision: str = "auto"  # training forward pass: "bf16" autocast, "fp32", or "auto" (bf16 where native)
     accountant: str = "rdp"
     lora: LoraSettings = field(default_factory=LoraSettings)
     pooling: str = "mean"  # report vector: masked mean of token states, or "cls" (first token)
@@ -81,7 +84,9 @@ class TrainConfig:
             raise ValueError(f"epsilon must be a positive finite number, got {self.epsilon}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
-        for name in ("epochs", "batch", "max_length"):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        for name in ("epochs", "batch", "max_length", "physical_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -113,14 +118,6 @@ class TrainConfig:
             lora["target_modules"] = tuple(lora["target_modules"])
         lora["modules_to_save"] = tuple(lora.get("modules_to_save", LoraSettings().modules_to_save))
         return cls(**values, lora=LoraSettings(**lora))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no GPU")
-    return torch.device(name)
 
 
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -161,11 +158,6 @@ def build_model(config: TrainConfig, num_labels: int, device: torch.device):
     return model, spec
 
 
-def _autocast(device: torch.device):
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
-
-
 def _make_private(model, optimizer, loader, plan: PrivacyPlan, seed: int):
     from opacus import PrivacyEngine
 
@@ -182,12 +174,47 @@ def _make_private(model, optimizer, loader, plan: PrivacyPlan, seed: int):
     return model, optimizer, loader, engine
 
 
+def step(model, optimizer, batch, device: torch.device, *, chunk: int, private: bool, precision: str) -> torch.Tensor:
+    """One optimizer step on a (logical) batch, computed in length-sorted chunks of at most ``chunk`` reports.
+
+    Each chunk is trimmed to its own longest report. Non-private: chunk losses are weighted by their share
+    of the batch and accumulated. DP: Opacus clips each chunk's per-sample gradients and adds them up;
+    noise and the 1/expected-batch scale come once, at the last chunk (as Opacus' BatchMemoryManager
+    does), so the step is the same DP-SGD step whatever the chunking. Returns the batch's mean loss.
+    """
+    input_ids, attention_mask, labels, mask = batch
+    n = len(input_ids)
+    chunks = length_sorted_batches(attention_mask, chunk) if n else [np.arange(0)]
+    total = torch.zeros((), device=device)
+    for k, idx in enumerate(chunks):
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        ids, am = trim(input_ids[idx].to(device), attention_mask[idx].to(device))
+        with autocast(device, precision):
+            logits = model(input_ids=ids, attention_mask=am).logits
+        loss = masked_bce(logits, labels[idx].to(device), mask[idx].to(device))
+        total += loss.detach() * len(idx)
+        if private:
+            loss.backward()
+            optimizer.signal_skip_step(do_skip=k < len(chunks) - 1)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            (loss * (len(idx) / n)).backward()
+    if not private:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return total / max(n, 1)
+
+
 def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
     """Fine-tune; returns (trained model, its spec, privacy block or None, timing block)."""
     model, spec = build_model(config, len(train.label_names), device)
     data = encode(train, tokenizer, max_length=config.max_length)
-    loader = DataLoader(data, batch_size=config.batch, shuffle=True,
-                        generator=torch.Generator().manual_seed(config.seed))
+    # Under DP, Opacus replaces this loader's order by Poisson sampling of the same dataset.
+    loader = length_grouped_loader(data, config.batch, seed=config.seed)
+    precision = resolve_precision(config.precision, device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     plan = engine = None
@@ -203,20 +230,16 @@ def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
     with tqdm(total=total_steps, desc=f"{config.mode} {config.model}", disable=not config.progress,
               unit="step") as bar:
         for _epoch in range(config.epochs):
-            for input_ids, attention_mask, labels, mask in loader:
+            for batch in loader:
                 if plan is not None and steps >= plan.steps:
                     raise PrivacyBudgetError(f"step {steps + 1} would exceed the {plan.steps} planned steps")
-                input_ids, attention_mask = trim(input_ids.to(device), attention_mask.to(device))
-                with _autocast(device):
-                    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-                loss = masked_bce(logits, labels.to(device), mask.to(device))
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                loss = step(model, optimizer, batch, device, chunk=config.physical_batch_size,
+                            private=plan is not None, precision=precision)
                 steps += 1
-                seen += len(input_ids)
+                seen += len(batch[0])
                 bar.update()
-                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                if config.progress and steps % 10 == 0:  # .item() waits for the device: not every step
+                    bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     seconds = time.perf_counter() - start
     privacy = None
     if plan is not None:
@@ -229,7 +252,7 @@ def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
                    "n_train": len(train)}
         model = model._module
     timing = {"train_seconds": seconds, "train_steps": steps, "reports_seen": seen,
-              "reports_per_s": seen / seconds if seconds > 0 else None}
+              "reports_per_s": seen / seconds if seconds > 0 else None, "precision": precision}
     return model, spec, privacy, timing
 
 
@@ -247,6 +270,11 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     device = resolve_device(config.device)
     corpus = load_corpus(config.dataset, config.data_dir, **config.data_options)
     train_split = training_subset(corpus, config)
+    for split, size in (("train", len(train_split)), ("test", len(corpus.subset("test")))):
+        if size == 0:
+            raise DataError(f"no {split} reports (split sizes {corpus.split_sizes()}); a run needs both a "
+                            f"training and a test split", path=config.data_dir,
+                            hint="check the split file, or point --data at the whole corpus")
     tokenizer = load_tokenizer(model_spec(config.model))
     model, spec, privacy, timing = fit(config, train_split, tokenizer, device)
     metrics, probabilities = {}, {}

@@ -7,7 +7,7 @@ from conftest import easy_corpus
 from radcore.batches import encode, trim
 from radcore.evaluate import predict, score
 from radcore.models import LoraSettings, load_tokenizer, model_spec
-from radcore.train import TrainConfig, _make_private, build_model, fit, masked_bce
+from radcore.train import TrainConfig, _make_private, build_model, fit, masked_bce, step
 from radcore.privacy import plan_privacy
 
 CPU = torch.device("cpu")
@@ -45,6 +45,39 @@ def test_one_dp_step_moves_lora_and_head_but_not_the_frozen_base(model):
     assert any("lora_A" in n for n in changed) and any("lora_B" in n for n in changed)
     assert any("classifier" in n for n in changed)
     assert not any("lora" in n or "modules_to_save" in n for n in set(before) - trainable)  # ... nothing else
+
+
+def _no_dropout(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return model
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_a_step_in_length_sorted_chunks_is_the_same_step(private):
+    """Chunking a batch (each chunk trimmed to its own longest report) changes the cost, not the update:
+    under DP the clipped per-sample gradients of every chunk are summed and noised once."""
+    config = _config(mode="dp-lora" if private else "lora", epsilon=1.0 if private else None)
+    updated = []
+    for chunk in (16, 5):
+        if private:
+            model, optimizer, _loader, _engine, data = _private_model(config)
+        else:
+            torch.manual_seed(0)
+            corpus = easy_corpus(64, 0)
+            model, _ = build_model(config, len(corpus.label_names), CPU)
+            data = encode(corpus, load_tokenizer(model_spec(config.model)), max_length=config.max_length)
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        _no_dropout(model)
+        batch = [t[:16] for t in data.tensors]
+        assert len(set(batch[1].sum(1).tolist())) > 3  # reports of several lengths
+        step(model, optimizer, batch, CPU, chunk=chunk, private=private, precision="fp32")
+        updated.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+    whole, chunked = updated
+    assert whole.keys() == chunked.keys()
+    for name in whole:
+        torch.testing.assert_close(chunked[name], whole[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_albert_shared_layer_per_sample_gradients_are_exact():

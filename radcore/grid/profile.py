@@ -20,7 +20,7 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 RESULTS_ROOT = Path("runs")  # results of profile P live in runs/P/... (relative to the repository root)
 NOTEBOOK_ROOT = Path("book/runs")  # executed run notebooks of profile P live in book/runs/P/...
 TRAIN_KNOBS = ("epochs", "max_length", "max_train_reports", "batch_size", "learning_rate", "pretrained",
-               "pooling", "max_grad_norm", "accountant", "delta")
+               "pooling", "max_grad_norm", "accountant", "delta", "physical_batch_size", "precision")
 
 
 @dataclass(frozen=True)
