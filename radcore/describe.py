@@ -226,11 +226,18 @@ def seed_summary(frame: pd.DataFrame, *, metric: str = "weighted_f1") -> pd.Data
                 "max", "t_lo", "t_hi"]]
 
 
-def results_table(frame: pd.DataFrame, *, metric: str = "weighted_f1", digits: int = 3) -> pd.DataFrame:
+BASELINE_COLUMN = "no training (ε = 0)"
+BASELINE_MODEL = "rule labeller"
+
+
+def results_table(frame: pd.DataFrame, *, metric: str = "weighted_f1", digits: int = 3,
+                  baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """The study's table: rows dataset x model, columns the settings (DP by ascending epsilon, LoRA, Full FT).
 
     Cells read "mean ± sd" of ``metric`` over seeds (just the mean for one seed; empty where a setting has no
     run). A last column ``seeds`` gives the number of seeds per row ("2" or a range such as "1–3").
+    ``baselines`` (:func:`radcore.grid.store.labeller_baselines`) adds a "rule labeller" row per dataset, its
+    score in a first column "no training (ε = 0)".
     """
     summary = seed_summary(frame, metric=metric)
     if summary.empty:
@@ -243,6 +250,12 @@ def results_table(frame: pd.DataFrame, *, metric: str = "weighted_f1", digits: i
     table = table.reindex(columns=columns).fillna("")
     counts = summary.groupby(["dataset", "model"])["seeds"].agg(["min", "max"])
     table["seeds"] = [str(lo) if lo == hi else f"{lo}–{hi}" for lo, hi in zip(counts["min"], counts["max"])]
+    if baselines is not None and len(baselines):
+        table.insert(0, BASELINE_COLUMN, "")
+        index = pd.MultiIndex.from_tuples([(d, BASELINE_MODEL) for d in baselines["dataset"]], names=table.index.names)
+        extra = pd.DataFrame({BASELINE_COLUMN: [fmt.format(v) for v in baselines[metric]], "seeds": "–"}, index=index)
+        table = pd.concat([table, extra.reindex(columns=table.columns, fill_value="")])
+        table = table.sort_index(level=0, sort_remaining=False)
     table.columns.name = None
     return table
 

@@ -140,14 +140,16 @@ def _band(summary: pd.DataFrame, band: str) -> tuple[str, str, str]:
 
 
 def privacy_utility(frame: pd.DataFrame, *, metric: str = "weighted_f1", band: str = "auto",
-                    title: str = "") -> plt.Figure:
+                    title: str = "", baselines: pd.DataFrame | None = None) -> plt.Figure:
     """``metric`` against the target epsilon (log axis): one panel per dataset, one colour per model.
 
     ``frame`` is :func:`radcore.grid.store.collect`'s table. DP settings are lines through the mean over
     seeds with a shaded band (``band``: ``t95`` Student-t 95% interval of the mean, ``range`` min-max, or
     ``auto``: t95 when every setting has 3+ seeds, else range; one seed draws no band) and each seed's run as
     a faint point. Non-private LoRA (dashed) and full fine-tuning (dotted) are horizontal reference lines in
-    the model's colour with their own band; each has ``gid`` ``"reference:<setting>:<model>"``.
+    the model's colour with their own band; each has ``gid`` ``"reference:<setting>:<model>"``. ``baselines``
+    (:func:`radcore.grid.store.labeller_baselines`) adds the rule labeller, which trains on nothing, as a grey
+    dash-dot line (``gid`` ``"baseline:rules"``).
     """
     from radcore.describe import seed_summary
 
@@ -184,6 +186,9 @@ def privacy_utility(frame: pd.DataFrame, *, metric: str = "weighted_f1", band: s
                     ax.annotate(row["setting"], (1, row["mean"]), xycoords=("axes fraction", "data"),
                                 xytext=(-3, 2), textcoords="offset points", ha="right", va="bottom",
                                 fontsize=8, color=color)
+        if baselines is not None and metric in baselines:
+            for value in baselines.loc[baselines["dataset"] == dataset, metric]:
+                ax.axhline(value, ls="-.", color="0.45", lw=1.3, gid="baseline:rules")
         ax.set_xscale("log")
         ticks = sorted(set(eps)) or [1.0]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
@@ -195,6 +200,8 @@ def privacy_utility(frame: pd.DataFrame, *, metric: str = "weighted_f1", band: s
     handles += [plt.Line2D([], [], color="0.3", ls=style, marker="o" if mode in DP_STYLES else None,
                            label=summary.loc[summary["mode"] == mode, "setting"].iloc[0].split(" ε")[0])
                 for mode, style in {**DP_STYLES, **REFERENCE_STYLES}.items() if mode in modes]
+    if baselines is not None and len(baselines):
+        handles.append(plt.Line2D([], [], color="0.45", ls="-.", label="rule labeller (no training)"))
     n_seeds = sorted(set(summary["seeds"]))
     seeds = f"{n_seeds[0]}" if len(n_seeds) == 1 else f"{n_seeds[0]}–{n_seeds[-1]}"
     handles.append(plt.Line2D([], [], color="none", label=f"mean of {seeds} seed(s);\nband: {band_text};\n"

@@ -260,3 +260,35 @@ def test_corpus_figures_return_figures():
     cut = [line for line in fig.axes[0].get_lines() if list(line.get_xdata()) == [5, 5]]
     assert len(fig.axes) == 1 and len(cut) == 1 and "50%" in cut[0].get_label()
     assert isinstance(figures.length_histogram(lengths, unit="words"), plt.Figure)
+
+
+BASELINES = pd.DataFrame([{"dataset": "mimic-cxr", "weighted_f1": 0.612, "auroc_macro": 0.7}])
+
+
+def test_rule_labeller_is_a_row_of_the_chest_xray_table_only():
+    table = describe.results_table(runs(), baselines=BASELINES)
+    assert table.columns[0] == describe.BASELINE_COLUMN and len(table) == 5
+    row = table.loc[("mimic-cxr", describe.BASELINE_MODEL)]
+    assert row[describe.BASELINE_COLUMN] == "0.612" and row["LoRA"] == "" and row["seeds"] == "–"
+    assert (table.loc["ct-rate", describe.BASELINE_COLUMN] == "").all()  # CT-RATE has no rule labeller
+    assert table.loc[("mimic-cxr", "tiny-bert"), "DP-LoRA ε=0.1"] == "0.550 ± 0.071"  # model rows unchanged
+
+
+def test_privacy_utility_draws_the_rule_labeller_on_its_dataset_only():
+    fig = figures.privacy_utility(runs(), baselines=BASELINES)
+    drawn = {ax.get_title(): [line.get_ydata()[0] for line in ax.get_lines() if line.get_gid() == "baseline:rules"]
+             for ax in fig.axes}
+    assert drawn == {"ct-rate": [], "mimic-cxr": [0.612]}
+
+
+def test_labeller_baselines_score_the_chest_xray_datasets_of_a_profile(synthetic_dirs, tmp_path, monkeypatch):
+    from radcore.grid.profile import parse_profile
+    from radcore.grid.store import labeller_baselines
+
+    monkeypatch.chdir(tmp_path)
+    profile = parse_profile({"name": "t", "datasets": {name: {"data": str(path)} for name, path in synthetic_dirs.items()},
+                             "models": ["tiny-bert"], "settings": [{"mode": "lora"}], "seeds": [0]}, source="t.yaml")
+    frame = labeller_baselines(profile)
+    assert list(frame["dataset"]) == ["mimic-cxr"]
+    assert 0.5 < frame.loc[0, "weighted_f1"] <= 1 and frame.loc[0, "n_reports"] > 0
+    assert (profile.results_root / "labeller" / "mimic-cxr-test.json").is_file()

@@ -72,6 +72,30 @@ def per_label(root: str | Path) -> pd.DataFrame:
     return frame.sort_values(["dataset", "model", "setting_order", "seed"], ignore_index=True) if rows else frame
 
 
+def labeller_baselines(profile, *, split: str = "test") -> pd.DataFrame:
+    """The rule-based labeller scored on ``split`` of each chest X-ray dataset of ``profile``: a zero-privacy-cost
+    baseline (it trains on nothing). One row per dataset; CT-RATE has other labels and gets none. The records
+    are written to ``<results_root>/labeller/``."""
+    from radcore.labeller import evaluate_labeller
+    from radcore.labels import LABELS, MIMIC_CXR_LABELS
+
+    rows = []
+    for spec in profile.datasets:
+        if LABELS[spec.name] != MIMIC_CXR_LABELS or not Path(spec.data_dir).is_dir():
+            continue
+        record = evaluate_labeller(dataset=spec.name, data_dir=spec.data_dir, split=split,
+                                   data_options=dict(spec.options),
+                                   out=profile.results_root / "labeller" / f"{spec.name}-{split}.json")
+        metrics = record["metrics"]
+        lo, hi = metrics["weighted_f1_ci95"]
+        rows.append({"dataset": spec.name, "weighted_f1": metrics["weighted_f1"], "weighted_f1_lo": lo,
+                     "weighted_f1_hi": hi, "macro_f1": metrics["macro_f1"],
+                     "auroc_macro": metrics["auroc_macro"] if metrics["auroc_macro"] is not None else math.nan,
+                     "n_reports": metrics["n_reports"]})
+    return pd.DataFrame(rows, columns=["dataset", "weighted_f1", "weighted_f1_lo", "weighted_f1_hi", "macro_f1",
+                                       "auroc_macro", "n_reports"])
+
+
 def load_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:
     """The test-set ``ids``, ``probabilities``, ``labels`` and ``label_mask`` a run saved."""
     with np.load(Path(run_dir) / "predictions.npz", allow_pickle=False) as npz:
