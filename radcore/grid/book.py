@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from radcore.grid.profile import PROFILE_DIR, Profile
-from radcore.grid.runner import KERNEL, NOTEBOOK_DIR, GridReport, notebook_parameters, run_grid
+from radcore.grid.runner import NOTEBOOK_DIR, GridReport, notebook_parameters, run_grid
 
 ANALYSIS_NOTEBOOKS = ("data", "results", "statistics")
 ANALYSIS_DIR = Path("book/analysis")
@@ -30,7 +30,7 @@ def analysis_parameters(profile: Profile) -> dict:
 
 def run_analysis(profile: Profile, *, names=ANALYSIS_NOTEBOOKS, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     """Execute each analysis notebook for ``profile`` into ``book/analysis/``; returns the executed files."""
-    import papermill
+    from radcore.grid.kernel import execute
 
     ANALYSIS_DIR.mkdir(parents=True, exist_ok=True)
     written = []
@@ -40,8 +40,7 @@ def run_analysis(profile: Profile, *, names=ANALYSIS_NOTEBOOKS, notebook_dir: Pa
         params = {k: v for k, v in wanted.items() if k in notebook_parameters(source)}
         target = ANALYSIS_DIR / f"{name}.ipynb"
         partial = target.with_name(f"{name}.partial.ipynb")
-        papermill.execute_notebook(str(source), str(partial), parameters=params, kernel_name=KERNEL,
-                                   progress_bar=False, cwd=os.getcwd())
+        execute(source, partial, parameters=params, cwd=os.getcwd())
         os.replace(partial, target)
         written.append(target)
     return written

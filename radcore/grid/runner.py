@@ -36,7 +36,6 @@ from radcore.results import RESULTS_FILE, remove_stale, replace_file_atomic
 log = logging.getLogger(__name__)
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 RUN_NOTEBOOK = NOTEBOOK_DIR / "run.ipynb"
-KERNEL = "python3"
 PARTIAL_NOTEBOOK = "run.partial.ipynb"
 FAILED_NOTEBOOK = "failed.ipynb"
 
@@ -168,15 +167,14 @@ def execute_cell(cell: Cell | CellJob, notebook: str | Path = RUN_NOTEBOOK, *,
 
     Call it holding the cell's lock (:func:`attempt_cell` does).
     """
-    import papermill
+    from radcore.grid.kernel import execute
 
     job, root = CellJob.of(cell), Path.cwd() if root is None else Path(root)
     run_dir = root / job.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     partial, failed = run_dir / PARTIAL_NOTEBOOK, run_dir / FAILED_NOTEBOOK
     try:
-        papermill.execute_notebook(str(notebook), str(partial), parameters=job.parameters,
-                                   kernel_name=KERNEL, progress_bar=False, cwd=str(root))
+        execute(notebook, partial, parameters=job.parameters, cwd=root)
     except Exception as exc:  # papermill raises its own error type carrying the kernel's exception
         if partial.exists():
             os.replace(partial, failed)
