@@ -50,7 +50,7 @@ def test_book_has_every_page_and_run_notebook(built):
     html = root / "_build/html"
     assert index.is_file()
     for page in ("book/methods", "book/reproducing", "book/appendix", "book/analysis/data",
-                 "book/analysis/results", "book/analysis/statistics"):
+                 "book/analysis/results", "book/analysis/statistics", "book/analysis/real_reports"):
         assert (html / f"{page}.html").is_file(), page
     for cell in profile.cells():
         assert (html / cell.notebook.with_suffix(".html")).is_file(), cell.key
@@ -61,6 +61,13 @@ def test_a_glued_number_appears_in_the_built_html(built):
     page = (root / "_build/html/book/analysis/results.html").read_text()
     pasted = re.findall(r'<span class="pasted-text">([^<]+)</span>', page)
     assert str(len(profile.cells())) in pasted  # res_n_runs, glued from the results store
+
+
+def test_real_reports_chapter_is_empty_without_openi_runs(built):
+    root, *_ = built
+    text = re.sub(r"<[^>]+>", "", (root / "_build/html/book/analysis/real_reports.html").read_text())
+    assert "This chapter is empty in this build" in text  # the note, with the commands that fill the chapter
+    assert "radcore grid --profile openi --workers 2  # MiniLM" in text
 
 
 def test_no_error_output_in_any_page(built):

@@ -100,3 +100,31 @@ def load_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:
     """The test-set ``ids``, ``probabilities``, ``labels`` and ``label_mask`` a run saved."""
     with np.load(Path(run_dir) / "predictions.npz", allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
+
+
+TRAINING_DATA_COLUMNS = ("dataset", "source", "data_dir", "data_options", "train", "validate", "test", "train_used",
+                         "runs")
+
+
+def training_data(root: str | Path) -> pd.DataFrame:
+    """What the finished runs under ``root`` trained and were scored on: one row per dataset x data folder.
+
+    Read from the runs' own records (``config`` and ``data`` of ``results.json``), not from the data folder, so
+    it holds where the data is gone. Columns (:data:`TRAINING_DATA_COLUMNS`): dataset, source ("synthetic" or
+    "real", as the loader found it), data_dir, data_options (the loader options, a dict), train / validate /
+    test (split sizes), train_used (the largest training subsample any run used) and runs.
+    """
+    rows = {}
+    for run_dir in finished_runs(root):
+        results = _read(run_dir)
+        config, data = results["config"], results["data"]
+        splits = data["splits"]
+        options = config.get("data_options") or {}
+        key = (config["dataset"], config["data_dir"], json.dumps(options, sort_keys=True))
+        row = rows.setdefault(key, {"dataset": config["dataset"], "source": data.get("source"),
+                                    "data_dir": config["data_dir"], "data_options": dict(options),
+                                    "train": splits["train"], "validate": splits["validate"], "test": splits["test"],
+                                    "train_used": 0, "runs": 0})
+        row["train_used"] = max(row["train_used"], splits["train_used"])
+        row["runs"] += 1
+    return pd.DataFrame(list(rows.values()), columns=list(TRAINING_DATA_COLUMNS))
