@@ -254,3 +254,28 @@ def per_label_heatmap(table: pd.DataFrame, *, metric: str = "f1", annotate: bool
     if title:
         fig.suptitle(title)
     return fig
+
+
+# ================================================================================================ speed
+
+def speed_ratios(rows: pd.DataFrame, *, title: str = "") -> plt.Figure:
+    """Throughput and peak memory of every mode relative to non-private LoRA, one group of bars per model
+    (``rows``: :func:`radcore.speed.load`'s ``latest`` table); dashed lines at the DP targets (0.9x, 1.25x)."""
+    from radcore.speed import TARGET_MEMORY, TARGET_SPEED
+
+    data = rows.dropna(subset=["ratio_vs_lora"]) if "ratio_vs_lora" in rows else rows
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=False)
+    for ax, column, target, label in ((axes[0], "ratio_vs_lora", TARGET_SPEED, "reports/s ÷ LoRA's"),
+                                      (axes[1], "mem_ratio_vs_lora", TARGET_MEMORY, "peak memory ÷ LoRA's")):
+        sns.barplot(data=data, x="model", y=column, hue="mode", palette="colorblind", ax=ax)
+        ax.axhline(target, ls="--", color="0.3", lw=1, gid=f"target:{column}")
+        ax.axhline(1.0, color="0.6", lw=0.8)
+        ax.set(xlabel="", ylabel=label)
+        ax.tick_params(axis="x", labelrotation=20)
+        ax.get_legend().remove()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    return fig

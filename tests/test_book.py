@@ -50,7 +50,8 @@ def test_book_has_every_page_and_run_notebook(built):
     html = root / "_build/html"
     assert index.is_file()
     for page in ("book/methods", "book/reproducing", "book/appendix", "book/analysis/data",
-                 "book/analysis/results", "book/analysis/statistics", "book/analysis/real_reports"):
+                 "book/analysis/results", "book/analysis/statistics", "book/analysis/real_reports",
+                 "book/analysis/speed"):
         assert (html / f"{page}.html").is_file(), page
     for cell in profile.cells():
         assert (html / cell.notebook.with_suffix(".html")).is_file(), cell.key

@@ -11,7 +11,7 @@ from radcore.grid.runner import RUN_NOTEBOOK, check_parameters, is_done, run_gri
 from radcore.grid.store import collect, per_label
 from radcore.results import RESULTS_FILE
 
-SHIPPED = ("ci", "quick", "paper", "openi")
+SHIPPED = ("ci", "quick", "paper", "openi", "scale")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
