@@ -1,9 +1,27 @@
 """Shared fixtures: tiny in-memory corpora and tiny synthetic corpora on disk."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from radcore.corpus import Corpus
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+
+
+def copy_book_sources(root: Path) -> Path:
+    """The book's sources (config, toc, pages; no executed runs or analysis) copied into ``root``."""
+    for name in BOOK_SOURCES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("runs", "analysis"))
+        else:
+            shutil.copy(src, root / name)
+    return root
+
 
 FINDINGS = ("effusion", "cardiomegaly", "pneumothorax", "edema")
 

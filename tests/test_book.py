@@ -11,23 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from conftest import copy_book_sources
 from radcore.grid.book import make_book
 from radcore.grid.profile import load_profile
 from radcore.grid.store import collect
 
 REPO = Path(__file__).resolve().parents[1]
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("compendium")
-    for name in BOOK_SOURCES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("runs", "analysis"))
-        else:
-            shutil.copy(src, root / name)
+    copy_book_sources(root)
     (root / ".pytest_cache").mkdir()  # as in a real checkout after `make test`: stray pages must not break -W
     (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory #\n")
     with pytest.MonkeyPatch.context() as mp:

@@ -34,14 +34,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import copy_book_sources
 from radcore import describe
 from radcore.cli import main
 from radcore.data import load_corpus
 from radcore.data.synth import MARKER, write_corpus
 from radcore.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 N_REPORTS = 200
 PROFILE = """\
 name: leakcheck
@@ -331,12 +330,7 @@ def test_train_and_evaluate_leak_nothing(real_dirs, canaries, tmp_path, capfd, a
 def book(tmp_path_factory, canaries):
     """``radcore book`` on a real-mode profile, in a scratch copy of the book sources, output logged to files."""
     root = tmp_path_factory.mktemp("compendium")
-    for name in BOOK_SOURCES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("runs", "analysis"))
-        else:
-            shutil.copy(src, root / name)
+    copy_book_sources(root)
     data = root / "data" / "real"
     for dataset in ("mimic-cxr", "ct-rate"):
         real_corpus(dataset, data / dataset, canaries)
