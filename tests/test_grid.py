@@ -41,12 +41,23 @@ def test_paper_profile_is_the_studys_grid():
     ({"settings": [{"mode": "sgd"}]}, "'sgd'"),
     ({"datasets": {"chexpert": {}}}, "'chexpert'"),
     ({"train": {"epoch": 3}}, "epoch"),
+    ({"datasets": {"mimic-cxr": {"dir": "x"}}}, "mimic-cxr: unknown key.*'dir'"),
+    ({"datasets": {"mimic-cxr": {"train": {"max_len": 96}}}}, "mimic-cxr: train: unknown knob.*max_len"),
     ({"seeds": []}, "no seeds"),
 ])
 def test_bad_profiles_are_refused_naming_the_key(raw, needle):
     base = {"datasets": {"mimic-cxr": {}}, "models": ["tiny-bert"], "settings": [{"mode": "lora"}], "seeds": [0]}
     with pytest.raises(ValueError, match=needle):
         parse_profile(base | raw, source="my.yaml")
+
+
+def test_a_datasets_own_train_knobs_override_the_profiles_for_its_cells_only():
+    raw = {"datasets": {"mimic-cxr": {}, "ct-rate": {"train": {"max_length": 96}}}, "models": ["tiny-bert"],
+           "settings": [{"mode": "lora"}], "seeds": [0], "train": {"max_length": 128, "epochs": 2}}
+    cells = parse_profile(raw, source="my.yaml").cells()
+    knobs = {c.dataset.name: (c.train_config().max_length, c.train_config().epochs) for c in cells}
+    assert knobs == {"mimic-cxr": (128, 2), "ct-rate": (96, 2)}
+    assert {c.dataset.name: c.parameters()["max_length"] for c in cells} == {"mimic-cxr": 128, "ct-rate": 96}
 
 
 def test_unknown_profile_names_the_shipped_ones():

@@ -61,6 +61,7 @@ class DatasetSpec:
     data_dir: str
     synthetic: dict | None = None
     options: dict = field(default_factory=dict)  # loader options, e.g. {"uncertain": "ignore"}
+    train: dict = field(default_factory=dict)  # TrainConfig knobs for this dataset only, on top of the profile's train
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class Profile:
         """Every cell, datasets outermost and seeds innermost."""
         return [Cell(self, d, m, s, seed) for d in self.datasets for m in self.models
                 for s in sorted(self.settings, key=lambda s: s.order) for seed in self.seeds]
+
+    def train_knobs(self, dataset: DatasetSpec) -> dict:
+        """The training knobs of ``dataset``'s cells: the profile's ``train``, then the dataset's own on top."""
+        return {**self.train, **dataset.train}
 
     @property
     def results_root(self) -> Path:
@@ -119,7 +124,8 @@ class Cell:
 
         return TrainConfig(dataset=self.dataset.name, data_dir=self.dataset.data_dir, model=self.model,
                            mode=self.setting.mode, epsilon=self.setting.epsilon, seed=self.seed,
-                           data_options=dict(self.dataset.options), progress=False, **self.profile.train)
+                           data_options=dict(self.dataset.options), progress=False,
+                           **self.profile.train_knobs(self.dataset))
 
     def parameters(self) -> dict:
         """The run notebook's papermill parameters: every one explicit, so the notebook's defaults never decide a run."""
@@ -162,6 +168,12 @@ def _expand(entry: dict) -> list[Setting]:
     return [_setting(entry)]
 
 
+def _check_knobs(knobs: dict | None, *, where: str) -> None:
+    bad = set(knobs or {}) - set(TRAIN_KNOBS)
+    if bad:
+        raise ValueError(f"{where}: unknown knob(s) {sorted(bad)}; allowed {list(TRAIN_KNOBS)}")
+
+
 def parse_profile(raw: dict, *, source: str) -> Profile:
     """A :class:`Profile` from a parsed YAML mapping; errors name ``source`` and the bad key."""
     from radcore.train import MODES
@@ -170,16 +182,20 @@ def parse_profile(raw: dict, *, source: str) -> Profile:
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; a profile has {sorted(known)}")
-    bad_knobs = set(raw.get("train") or {}) - set(TRAIN_KNOBS)
-    if bad_knobs:
-        raise ValueError(f"{source}: train: unknown knob(s) {sorted(bad_knobs)}; allowed {list(TRAIN_KNOBS)}")
+    _check_knobs(raw.get("train"), where=f"{source}: train")
     datasets = []
     for name, spec in (raw.get("datasets") or {}).items():
         if name not in DATASETS:
             raise ValueError(f"{source}: unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
         spec = spec or {}
+        unknown = set(spec) - {"data", "synthetic", "options", "train"}
+        if unknown:
+            raise ValueError(f"{source}: datasets: {name}: unknown key(s) {sorted(unknown)}; "
+                             f"use data, synthetic, options and train")
+        _check_knobs(spec.get("train"), where=f"{source}: datasets: {name}: train")
         datasets.append(DatasetSpec(name, str(spec.get("data", f"data/synthetic/{name}")),
-                                    spec.get("synthetic"), dict(spec.get("options") or {})))
+                                    spec.get("synthetic"), dict(spec.get("options") or {}),
+                                    dict(spec.get("train") or {})))
     settings = tuple(s for entry in raw.get("settings") or [] for s in _expand(entry))
     for s in settings:
         if s.mode not in MODES:
