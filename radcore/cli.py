@@ -200,11 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     from radcore.errors import DataError
+    from radcore.grid.book import BookBuildFailed
     from radcore.privacy import PrivacyBudgetError
 
     try:
         print(json.dumps(_run(args), indent=2))
-    except (DataError, PrivacyBudgetError, GridFailed, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (DataError, PrivacyBudgetError, GridFailed, BookBuildFailed, ValueError, FileNotFoundError,
+            FileExistsError) as exc:
         print(f"radcore {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from radcore.cli import main
+from radcore.grid import book
 from radcore.results import read_results
 
 TINY = ["--model", "tiny-bert", "--random-init", "--epochs", "1", "--batch-size", "16", "--max-length", "64"]
@@ -82,3 +83,21 @@ def test_missing_data_dir_and_bad_epsilon(tmp_path, capsys):
 def test_synth_refuses_to_overwrite(synthetic_dirs, capsys):
     assert main(["synth", "--dataset", "ct-rate", "--n", "200", "--out", str(synthetic_dirs["ct-rate"])]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_a_failed_book_build_is_one_line_naming_what_to_do(tmp_path, monkeypatch, capsys):
+    """Jupyter Book's own warnings name the page; radcore adds one line, not a CalledProcessError traceback."""
+    (tmp_path / "_config.yml").write_text("title: t\nexecute:\n  execute_notebooks: 'off'\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: missing\n")
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(book.BookBuildFailed, match="jupyter-book build failed"):
+        book.build_html(toc=tmp_path / "_toc.yml")
+
+    def make_book(*args, **kwargs):
+        book.build_html(toc=tmp_path / "_toc.yml")
+
+    monkeypatch.setattr(book, "make_book", make_book)
+    assert main(["book", "--profile", "ci"]) == 2
+    err = capsys.readouterr().err
+    assert "radcore book: error: jupyter-book build failed" in err and "Traceback" not in err

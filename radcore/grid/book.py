@@ -66,10 +66,17 @@ def profile_toc(profile: Profile) -> Path:
     return target
 
 
+class BookBuildFailed(RuntimeError):
+    """Jupyter Book stopped on an error or a warning (its own output, above, names the page)."""
+
+
 def build_html(*, toc: Path = TOC) -> Path:
     """Render the book in the current directory with warnings as errors; returns the index page."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jupyter_book), "build", ".", "--toc", str(toc), "--warningiserror", "--quiet"], check=True)
+    command = [str(jupyter_book), "build", ".", "--toc", str(toc), "--warningiserror", "--quiet"]
+    if subprocess.run(command).returncode:
+        raise BookBuildFailed("jupyter-book build failed: its warnings, printed above, name the page; "
+                              "fix it and run again (finished cells are kept)")
     return HTML_INDEX
 
 
