@@ -188,6 +188,22 @@ def execute_cell(cell: Cell | CellJob, notebook: str | Path = RUN_NOTEBOOK, *,
     return None
 
 
+# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which a kernel would inherit: glibc then
+# hands freed memory back to the OS at every step and maps it again, and training runs 1.7x slower
+# (benchmarks/levers.py, "dask malloc trim").
+KERNEL_ENV_DROPPED = ("MALLOC_TRIM_THRESHOLD_",)
+
+
+def set_kernel_environment(threads: int | None = None) -> None:
+    """The environment the next kernel inherits: ``threads`` intra-op threads (OMP_NUM_THREADS,
+    MKL_NUM_THREADS) if given, and none of :data:`KERNEL_ENV_DROPPED`."""
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+    for var in KERNEL_ENV_DROPPED:
+        os.environ.pop(var, None)
+
+
 def attempt_cell(cell: Cell | CellJob, notebook: str | Path = RUN_NOTEBOOK, root: str | Path | None = None, *,
                  wait: bool = False, threads: int | None = None) -> tuple[str, str | None]:
     """Run ``cell`` unless it is done, holding its lock: what the grid runs for each cell, here or on a Dask worker.
@@ -197,9 +213,7 @@ def attempt_cell(cell: Cell | CellJob, notebook: str | Path = RUN_NOTEBOOK, root
     intra-op threads of the kernel it starts (OMP_NUM_THREADS, MKL_NUM_THREADS).
     """
     job, root = CellJob.of(cell), Path.cwd() if root is None else Path(root)
-    if threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(threads)  # inherited by the kernel papermill starts
+    set_kernel_environment(threads)
     with cell_lock(root / job.run_dir, wait=wait) as held:
         if not held:
             return "busy", None
