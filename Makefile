@@ -31,6 +31,7 @@ grid: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py $(if $(QUICK),--quick,)
 	$(PY) benchmarks/levers.py $(if $(QUICK),--steps 2 --rounds 1,)
+	$(PY) benchmarks/kernel_env.py $(if $(QUICK),--steps 2 --rounds 1,)
 
 clean:
 	rm -rf _build data/synthetic runs book/runs book/analysis

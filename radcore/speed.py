@@ -2,7 +2,8 @@
 
 ``throughput`` (benchmarks/throughput.py) holds one row per model x training mode (non-private LoRA, DP-LoRA
 under each Opacus per-sample-gradient mode, full fine-tuning) with reports/s, peak memory and their ratios
-to non-private LoRA; ``levers`` (benchmarks/levers.py) the before/after of each speed lever radcore keeps.
+to non-private LoRA; ``levers`` (benchmarks/levers.py) the before/after of each speed lever radcore keeps;
+``kernel_env`` (benchmarks/kernel_env.py) grid-kernel throughput with and without Dask's malloc-trim setting.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ TARGET_SPEED, TARGET_MEMORY = 0.9, 1.25  # DP-LoRA vs LoRA: throughput at least,
 
 
 def load(name: str, results_dir: str | Path = RESULTS_DIR) -> tuple[dict, pd.DataFrame]:
-    """``(header, rows)`` of ``<name>.json`` (``latest`` or ``levers``); an empty table if it was never run."""
+    """``(header, rows)`` of ``<name>.json`` (``latest``, ``levers``, ``kernel_env``); empty if never run."""
     path = Path(results_dir) / f"{name}.json"
     if not path.is_file():
         return {}, pd.DataFrame()
