@@ -28,15 +28,10 @@ def child(args) -> None:
     """Measure both modes in this process; print {mode: [reports, seconds]} as JSON."""
     import torch
 
-    from levers import CPU, _round, _variant
-    from radcore.batches import encode
-    from radcore.data import load_corpus
+    from levers import CPU, _round, _variant, training_batches
     from radcore.device import resolve_precision
-    from radcore.models import load_tokenizer, model_spec
 
-    corpus = load_corpus("mimic-cxr", args.data).subset("train")
-    corpus = corpus.take(range(min(args.reports, len(corpus))))
-    data = encode(corpus, load_tokenizer(model_spec(args.model)), max_length=128)
+    data = training_batches("mimic-cxr", args.data, reports=args.reports, model=args.model, seq_len=128)
     precision = resolve_precision("auto", CPU)
     out = {}
     for mode in ("lora", "dp-lora"):
@@ -79,7 +74,7 @@ def main() -> None:
     for (env, mode), (seen, seconds) in totals.items():
         clean = totals[("without", mode)]
         rate = seen / seconds
-        rows.append({"model": args.model, "mode": mode, "environment": env, "threads": 1,
+        rows.append({"model": args.model, "mode": mode, "environment": env, "threads": result["threads"],
                      "precision": result["precision"], "reports_per_s": round(rate, 2),
                      "ratio_vs_without": round(rate / (clean[0] / clean[1]), 2)})
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,13 @@ from radcore.train import TrainConfig, _make_private, build_model, step
 CPU = torch.device("cpu")
 
 
+def training_batches(dataset: str, data_dir, *, reports: int, model: str, seq_len: int):
+    """The first ``reports`` training reports of a corpus, tokenised for ``model`` (real report lengths)."""
+    corpus = load_corpus(dataset, data_dir).subset("train")
+    corpus = corpus.take(range(min(reports, len(corpus))))
+    return encode(corpus, load_tokenizer(model_spec(model)), max_length=seq_len)
+
+
 def _variant(mode: str, data, *, grouped: bool, chunk: int, precision: str, seq_len: int, model: str):
     config = TrainConfig(dataset="-", data_dir="-", model=model, mode=mode, epsilon=1.0 if mode == "dp-lora" else None,
                          pretrained=False, max_length=seq_len, progress=False)
@@ -73,9 +80,7 @@ def main():
         from radcore.data.synth import write_corpus
 
         args.data = write_corpus(args.dataset, n=2 * args.reports, seed=0, out=Path(tempfile.mkdtemp()) / "corpus")
-    corpus = load_corpus(args.dataset, args.data).subset("train")
-    corpus = corpus.take(range(min(args.reports, len(corpus))))
-    data = encode(corpus, load_tokenizer(model_spec(args.model)), max_length=args.seq_len)
+    data = training_batches(args.dataset, args.data, reports=args.reports, model=args.model, seq_len=args.seq_len)
     bf16 = ["fp32", "bf16"] if native_bf16(CPU) else ["fp32"]
     variants = {(mode, grouped, precision): _variant(mode, data, grouped=grouped, chunk=32, precision=precision,
                                                      seq_len=args.seq_len, model=args.model)

@@ -129,7 +129,7 @@ def _kernel_environment_on_worker():
 
 def test_kernels_started_by_a_dask_worker_do_not_inherit_its_malloc_trim_threshold():
     """Dask's nanny gives workers MALLOC_TRIM_THRESHOLD_=65536; a kernel inheriting it trains 1.7x slower
-    (benchmarks/levers.py). The environment a worker's kernels inherit drops it."""
+    (benchmarks/kernel_env.py). The environment a worker's kernels inherit drops it."""
     import logging
 
     from distributed import Client, LocalCluster

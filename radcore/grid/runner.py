@@ -190,7 +190,7 @@ def execute_cell(cell: Cell | CellJob, notebook: str | Path = RUN_NOTEBOOK, *,
 
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which a kernel would inherit: glibc then
 # hands freed memory back to the OS at every step and maps it again, and training runs 1.7x slower
-# (benchmarks/levers.py, "dask malloc trim").
+# (benchmarks/kernel_env.py).
 KERNEL_ENV_DROPPED = ("MALLOC_TRIM_THRESHOLD_",)
 
 
