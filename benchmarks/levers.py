@@ -25,7 +25,9 @@ from radcore.data import load_corpus
 from radcore.device import native_bf16
 from radcore.models import load_tokenizer, model_spec
 from radcore.privacy import plan_privacy
-from radcore.train import TrainConfig, _make_private, build_model, step
+from radcore.config import TrainConfig
+from radcore.dp import make_private
+from radcore.fit import build_model, step
 
 CPU = torch.device("cpu")
 
@@ -47,7 +49,7 @@ def _variant(mode: str, data, *, grouped: bool, chunk: int, precision: str, seq_
               else DataLoader(data, batch_size=config.batch, shuffle=True, generator=torch.Generator().manual_seed(0)))
     if config.is_private:
         plan = plan_privacy(epsilon=1.0, n_train=len(data), batch_size=config.batch, epochs=1000, max_grad_norm=1.0)
-        net, optimizer, loader, _ = _make_private(net, optimizer, loader, plan, seed=0)
+        net, optimizer, loader, _ = make_private(net, optimizer, loader, plan, seed=0)
     return dict(net=net, optimizer=optimizer, loader=loader, chunk=chunk if grouped else config.batch,
                 private=config.is_private, precision=precision)
 

@@ -39,7 +39,7 @@ def _positive_int(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from radcore.models import REGISTRY
-    from radcore.train import MODES
+    from radcore.config import MODES
 
     parser = argparse.ArgumentParser(prog="radcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,7 +170,8 @@ def _run(args) -> dict:
     if args.command in ("data", "label"):
         return _data_or_label(args)
     if args.command == "train":
-        from radcore.train import TrainConfig, train
+        from radcore.config import TrainConfig
+        from radcore.train import train
 
         if args.delta is not None and not args.mode.startswith("dp-"):
             raise ValueError(f"--delta applies to dp-* modes only; mode {args.mode!r} is not private (drop --delta)")

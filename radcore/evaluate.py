@@ -39,7 +39,7 @@ def load_trained(run_dir: Path, results: dict, device: torch.device):
     from radcore.classifier import ReportClassifier
     from radcore.models import (load_classifier, load_encoder, load_tokenizer, mark_checkpoint_format, model_spec,
                                 refuse_pickle)
-    from radcore.train import TrainConfig
+    from radcore.config import TrainConfig
 
     config = TrainConfig.from_dict(results["config"])
     spec = model_spec(config.model)

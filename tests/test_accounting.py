@@ -28,7 +28,9 @@ from radcore.data.synth import write_corpus  # noqa: E402
 from radcore.grid.profile import load_profile  # noqa: E402
 from radcore.models import load_tokenizer, model_spec  # noqa: E402
 from radcore.privacy import RDP_ORDERS, PrivacyBudgetError, plan_privacy, spent_epsilon  # noqa: E402
-from radcore.train import TrainConfig, fit, training_subset  # noqa: E402
+from radcore.config import TrainConfig  # noqa: E402
+from radcore.fit import fit  # noqa: E402
+from radcore.train import training_subset  # noqa: E402
 
 UNDERSTATEMENT_TOLERANCE = 1e-2  # radcore may report at most 1% less than dp-accounting
 PAPER_TRAIN_SIZES = (20_000, 50_232, 220_000)  # CT-RATE-, study- and MIMIC-CXR-sized training sets
@@ -87,7 +89,7 @@ def test_every_dp_cell_agrees_with_dp_accounting_and_stays_within_its_target(pro
 
 
 def test_a_run_that_would_take_more_steps_than_planned_stops_and_says_so(monkeypatch):
-    import radcore.train as train_module
+    import radcore.fit as train_module
 
     def short_plan(**kwargs):
         plan = plan_privacy(**kwargs)

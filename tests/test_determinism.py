@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from radcore.grid.store import load_predictions
-from radcore.train import TrainConfig, train
+from radcore.config import TrainConfig
+from radcore.train import train
 
 SETTINGS = [("dp-lora", 1.0), ("lora", None), ("full", None), ("dp-full", 10.0)]
 

@@ -7,7 +7,9 @@ from conftest import easy_corpus
 from radcore.batches import encode, trim
 from radcore.evaluate import predict, score
 from radcore.models import LoraSettings, load_tokenizer, model_spec
-from radcore.train import TrainConfig, _make_private, build_model, fit, masked_bce, step
+from radcore.config import TrainConfig
+from radcore.dp import make_private
+from radcore.fit import build_model, fit, masked_bce, step
 from radcore.privacy import plan_privacy
 
 CPU = torch.device("cpu")
@@ -28,7 +30,7 @@ def _private_model(config, n=64):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-2)
     plan = plan_privacy(epsilon=1.0, n_train=n, batch_size=config.batch, epochs=1, max_grad_norm=1.0)
-    return (*_make_private(model, optimizer, loader, plan, seed=0), data)
+    return (*make_private(model, optimizer, loader, plan, seed=0), data)
 
 
 @pytest.mark.parametrize("model", ["tiny-bert", "tiny-albert"])

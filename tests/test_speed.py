@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from radcore import figures, speed
-from radcore.train import masked_bce
+from radcore.fit import masked_bce
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from throughput import MaskedBCE  # noqa: E402

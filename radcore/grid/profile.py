@@ -119,8 +119,8 @@ class Cell:
         return self.profile.notebook_root / (self.key.replace("/", "__") + ".ipynb")
 
     def train_config(self):
-        """The :class:`~radcore.train.TrainConfig` this cell runs."""
-        from radcore.train import TrainConfig
+        """The :class:`~radcore.config.TrainConfig` this cell runs."""
+        from radcore.config import TrainConfig
 
         return TrainConfig(dataset=self.dataset.name, data_dir=self.dataset.data_dir, model=self.model,
                            mode=self.setting.mode, epsilon=self.setting.epsilon, seed=self.seed,
@@ -141,8 +141,8 @@ class Cell:
 
 
 def config_from_parameters(*, profile: str, out_dir: str, **params):
-    """The :class:`~radcore.train.TrainConfig` of a run notebook's parameters (``profile`` and ``out_dir`` aside)."""
-    from radcore.train import TrainConfig
+    """The :class:`~radcore.config.TrainConfig` of a run notebook's parameters (``profile`` and ``out_dir`` aside)."""
+    from radcore.config import TrainConfig
 
     return TrainConfig(progress=False, **params)
 
@@ -176,7 +176,7 @@ def _check_knobs(knobs: dict | None, *, where: str) -> None:
 
 def parse_profile(raw: dict, *, source: str) -> Profile:
     """A :class:`Profile` from a parsed YAML mapping; errors name ``source`` and the bad key."""
-    from radcore.train import MODES
+    from radcore.config import MODES
 
     known = {f.name for f in dataclasses.fields(Profile)} - {"source"}
     unknown = set(raw) - known

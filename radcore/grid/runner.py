@@ -115,7 +115,7 @@ def _jsonable(value):
 class CellJob:
     """What running one cell needs, as plain data: where it writes, what it passes, the config it records.
 
-    Built from a :class:`Cell` where the grid starts (that needs :mod:`radcore.train`, hence torch); a Dask
+    Built from a :class:`Cell` where the grid starts (that needs :mod:`radcore.config`, hence torch); a Dask
     worker gets only this, so it never imports torch itself (the kernel does), and exits at once when the
     cluster closes.
     """

@@ -1,0 +1,125 @@
+"""The training loop: the model a config asks for, one optimizer step on a batch, and the loop over epochs."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from radcore.batches import encode, length_grouped_loader, length_sorted_batches, trim
+from radcore.config import TrainConfig
+from radcore.corpus import Corpus
+from radcore.device import autocast, resolve_precision
+from radcore.dp import check_step_budget, make_private, privacy_record
+from radcore.models import load_classifier, model_spec, wrap_lora
+from radcore.privacy import plan_privacy
+
+# Opacus' hooks on a frozen encoder trigger this notice on every backward pass; it is expected.
+warnings.filterwarnings("ignore", message="Full backward hook is firing")
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Batch mean of per-report losses; each report's loss is its masked BCE averaged over all labels.
+
+    Dividing by the fixed label count (not the report's unmasked count) keeps every report's loss on
+    one scale, and the per-report structure is what Opacus' per-sample gradients require.
+    """
+    per_cell = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")
+    return ((per_cell * mask).sum(1) / labels.shape[1]).mean()
+
+
+def build_model(config: TrainConfig, num_labels: int, device: torch.device):
+    """Classifier on ``device`` first, then (for LoRA modes) wrapped by peft: the order opacus#820 needs."""
+    spec = model_spec(config.model)
+    model = load_classifier(spec, num_labels=num_labels, pretrained=config.pretrained, pooling=config.pooling,
+                            init_seed=config.seed, device=device)
+    if config.uses_lora:
+        return wrap_lora(model, family=spec.family, settings=config.lora), spec
+    if config.mode == "dp-full":
+        # Per-sample gradients of the 30k-row token embedding dominate DP memory; it stays frozen. So do the
+        # position embeddings: they are looked up through a shared (1, length) index buffer, so Opacus' hooks see
+        # a batch of 1 there and cannot form per-sample gradients (the first DP step would fail).
+        model.get_input_embeddings().weight.requires_grad_(False)
+        for name, module in model.named_modules():
+            if name.endswith("position_embeddings"):
+                module.weight.requires_grad_(False)
+    return model, spec
+
+
+def step(model, optimizer, batch, device: torch.device, *, chunk: int, private: bool, precision: str) -> torch.Tensor:
+    """One optimizer step on a (logical) batch, computed in length-sorted chunks of at most ``chunk`` reports.
+
+    Each chunk is trimmed to its own longest report. Non-private: chunk losses are weighted by their share
+    of the batch and accumulated. DP: Opacus clips each chunk's per-sample gradients and adds them up;
+    noise and the 1/expected-batch scale come once, at the last chunk (as Opacus' BatchMemoryManager
+    does), so the step is the same DP-SGD step whatever the chunking. Returns the batch's mean loss.
+    """
+    input_ids, attention_mask, labels, mask = batch
+    n = len(input_ids)
+    chunks = length_sorted_batches(attention_mask, chunk) if n else [np.arange(0)]
+    total = torch.zeros((), device=device)
+    for k, idx in enumerate(chunks):
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        ids, am = trim(input_ids[idx].to(device), attention_mask[idx].to(device))
+        with autocast(device, precision):
+            logits = model(input_ids=ids, attention_mask=am).logits
+        loss = masked_bce(logits, labels[idx].to(device), mask[idx].to(device))
+        total += loss.detach() * len(idx)
+        if private:
+            loss.backward()
+            optimizer.signal_skip_step(do_skip=k < len(chunks) - 1)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            (loss * (len(idx) / n)).backward()
+    if not private:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return total / max(n, 1)
+
+
+def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
+    """Fine-tune; returns (trained model, its spec, privacy block or None, timing block)."""
+    model, spec = build_model(config, len(train.label_names), device)
+    data = encode(train, tokenizer, max_length=config.max_length)
+    # Under DP, Opacus replaces this loader's order by Poisson sampling of the same dataset.
+    loader = length_grouped_loader(data, config.batch, seed=config.seed)
+    precision = resolve_precision(config.precision, device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    plan = engine = None
+    if config.is_private:
+        plan = plan_privacy(epsilon=config.epsilon, delta=config.delta, n_train=len(train),
+                            batch_size=config.batch, epochs=config.epochs,
+                            max_grad_norm=config.max_grad_norm, accountant=config.accountant)
+        model, optimizer, loader, engine = make_private(model, optimizer, loader, plan, config.seed)
+    total_steps = config.epochs * len(loader)
+    steps = seen = 0
+    model.train()
+    start = time.perf_counter()
+    with tqdm(total=total_steps, desc=f"{config.mode} {config.model}", disable=not config.progress,
+              unit="step") as bar:
+        for _epoch in range(config.epochs):
+            for batch in loader:
+                if plan is not None:
+                    check_step_budget(plan, steps)
+                loss = step(model, optimizer, batch, device, chunk=config.physical_batch_size,
+                            private=plan is not None, precision=precision)
+                steps += 1
+                seen += len(batch[0])
+                bar.update()
+                if config.progress and steps % 10 == 0:  # .item() waits for the device: not every step
+                    bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    seconds = time.perf_counter() - start
+    privacy = None
+    if plan is not None:
+        privacy = privacy_record(plan, steps=steps, n_train=len(train))
+        model = model._module
+    timing = {"train_seconds": seconds, "train_steps": steps, "reports_seen": seen,
+              "reports_per_s": seen / seconds if seconds > 0 else None, "precision": precision}
+    return model, spec, privacy, timing
