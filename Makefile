@@ -34,4 +34,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/kernel_env.py $(if $(QUICK),--steps 2 --rounds 1,)
 
 clean:
-	rm -rf _build data/synthetic runs book/runs book/analysis
+	rm -rf _build data/synthetic runs book/runs book/analysis .cache/radcore

@@ -43,14 +43,14 @@ def _variant(mode: str, data, *, grouped: bool, chunk: int, precision: str, seq_
     config = TrainConfig(dataset="-", data_dir="-", model=model, mode=mode, epsilon=1.0 if mode == "dp-lora" else None,
                          pretrained=False, max_length=seq_len, progress=False)
     torch.manual_seed(0)
-    net, _ = build_model(config, data.tensors[2].shape[1], CPU)
+    net, _ = build_model(config, data.num_labels, CPU)
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=config.lr)
     loader = (length_grouped_loader(data, config.batch, seed=0) if grouped
               else DataLoader(data, batch_size=config.batch, shuffle=True, generator=torch.Generator().manual_seed(0)))
     if config.is_private:
         plan = plan_privacy(epsilon=1.0, n_train=len(data), batch_size=config.batch, epochs=1000, max_grad_norm=1.0)
         net, optimizer, loader, _ = make_private(net, optimizer, loader, plan, seed=0)
-    return dict(net=net, optimizer=optimizer, loader=loader, chunk=chunk if grouped else config.batch,
+    return dict(net=net, optimizer=optimizer, loader=loader, chunk=chunk if grouped else config.batch, fields=data.fields,
                 private=config.is_private, precision=precision)
 
 
@@ -61,9 +61,9 @@ def _round(run: dict, steps: int) -> tuple[int, float]:
         if batch is None:
             batches = iter(run["loader"])
             batch = next(batches)
-        step(run["net"], run["optimizer"], batch, CPU, chunk=run["chunk"], private=run["private"],
+        step(run["net"], run["optimizer"], batch, CPU, fields=run["fields"], chunk=run["chunk"], private=run["private"],
              precision=run["precision"])
-        seen += len(batch[0])
+        seen += len(batch[-1])
     return seen, time.perf_counter() - start
 
 

@@ -37,9 +37,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _adapt_layers(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 'all' or a whole number >= 0, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    from radcore.models import REGISTRY
     from radcore.config import MODES
+    from radcore.models import REGISTRY
 
     parser = argparse.ArgumentParser(prog="radcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                        help="training forward pass: bf16 autocast, fp32, or auto (bf16 where the hardware has it)")
     train.add_argument("--accountant", choices=("rdp", "prv"), default="rdp")
+    train.add_argument("--adapt-layers", type=_adapt_layers, default="all", metavar="K",
+                       help="top encoder layers that LoRA / full FT adapt ('all', default); the layers below are a "
+                            "frozen prefix computed once per corpus and cached (.cache/radcore, $RADCORE_CACHE)")
     train.add_argument("--max-train-reports", type=_positive_int)
     train.add_argument("--random-init", action="store_true", help="random weights at the model's shape")
     train.add_argument("--pooling", choices=("mean", "cls"), default="mean",
@@ -179,7 +194,7 @@ def _run(args) -> dict:
             dataset=args.dataset, data_dir=args.data, model=args.model, mode=args.mode, epsilon=args.epsilon,
             delta=args.delta, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             max_length=args.max_length, max_grad_norm=args.max_grad_norm, accountant=args.accountant,
-            physical_batch_size=args.physical_batch_size, precision=args.precision,
+            physical_batch_size=args.physical_batch_size, precision=args.precision, adapt_layers=args.adapt_layers,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, device=args.device)
         from radcore.models import model_spec

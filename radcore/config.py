@@ -10,13 +10,17 @@ from radcore.classifier import POOLINGS
 from radcore.device import PRECISIONS
 from radcore.models import LoraSettings
 
-MODES = ("lora", "dp-lora", "full", "dp-full")
+MODES = ("lora", "dp-lora", "full", "dp-full", "head", "dp-head", "tfidf")
+HEAD_MODES = ("head", "dp-head")  # a linear head on the frozen encoder's pooled features (adapt_layers 0)
+NEURAL_MODES = tuple(m for m in MODES if m != "tfidf")  # tfidf: TF-IDF + logistic regression (radcore.tfidf)
 # Defaults per mode (the study publishes none). DP noise is added to a sum of clipped gradients, so
 # its share of the averaged update falls as 1/batch: DP modes take large (expected) batches and a larger
 # step (tests/test_dp.py shows DP-LoRA learning with them). Full fine-tuning moves pretrained weights
 # and takes a small step.
-DEFAULT_LEARNING_RATE = {"lora": 3e-3, "dp-lora": 1e-2, "full": 1e-4, "dp-full": 5e-4}
-DEFAULT_BATCH_SIZE = {"lora": 32, "dp-lora": 128, "full": 32, "dp-full": 128}
+DEFAULT_LEARNING_RATE = {"lora": 3e-3, "dp-lora": 1e-2, "full": 1e-4, "dp-full": 5e-4, "head": 1e-2,
+                         "dp-head": 5e-2, "tfidf": None}
+DEFAULT_BATCH_SIZE = {"lora": 32, "dp-lora": 128, "full": 32, "dp-full": 128, "head": 64, "dp-head": 256,
+                      "tfidf": None}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class TrainConfig:
     physical_batch_size: int = 32  # reports per forward/backward; a larger (DP) batch is split into chunks
     precision: str = "auto"  # training forward pass: "bf16" autocast, "fp32", or "auto" (bf16 where native)
     accountant: str = "rdp"
+    adapt_layers: int | str = "all"  # top encoder layers LoRA / full FT adapt; the rest is a cached frozen prefix
     lora: LoraSettings = field(default_factory=LoraSettings)
     pooling: str = "mean"  # report vector: masked mean of token states, or "cls" (first token)
     pretrained: bool = True  # False: random init at the model's shape (tests, benchmarks)
@@ -52,17 +57,30 @@ class TrainConfig:
         if self.is_private and self.epsilon is None:
             raise ValueError(f"mode {self.mode!r} needs a target epsilon (--epsilon)")
         if not self.is_private and self.epsilon is not None:
-            raise ValueError(f"mode {self.mode!r} is not private; drop epsilon or use dp-{self.mode}")
+            hint = "" if self.mode == "tfidf" else f" or use dp-{self.mode}"
+            raise ValueError(f"mode {self.mode!r} is not private; drop epsilon{hint}")
         if self.epsilon is not None and not (self.epsilon > 0 and math.isfinite(self.epsilon)):
             raise ValueError(f"epsilon must be a positive finite number, got {self.epsilon}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        for name in ("epochs", "batch", "max_length", "physical_batch_size"):
+        for name in ("epochs", "max_length", "physical_batch_size") + (("batch",) if self.mode != "tfidf" else ()):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self._check_adapt_layers()
 
+    def _check_adapt_layers(self) -> None:
+        value = self.adapt_layers
+        if self.mode in HEAD_MODES or self.mode == "tfidf":
+            if value not in ("all", 0):
+                raise ValueError(f"mode {self.mode!r} adapts no encoder layer; drop adapt_layers ({value!r})")
+            return
+        if value == 0:
+            raise ValueError(f"adapt_layers 0 with mode {self.mode!r} trains only the head: use mode "
+                             f"{'dp-head' if self.is_private else 'head'}")
+        if value != "all" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"adapt_layers must be 'all' or a whole number >= 1, got {value!r}")
     @property
     def is_private(self) -> bool:
         return self.mode.startswith("dp-")
@@ -70,6 +88,13 @@ class TrainConfig:
     @property
     def uses_lora(self) -> bool:
         return self.mode.endswith("lora")
+
+    @property
+    def top_layers(self) -> int | str | None:
+        """Encoder layers this run adapts: ``"all"``, a number K (the top K), 0 (head modes); None for tfidf."""
+        if self.mode == "tfidf":
+            return None
+        return 0 if self.mode in HEAD_MODES else self.adapt_layers
 
     @property
     def lr(self) -> float:
@@ -81,7 +106,8 @@ class TrainConfig:
 
     def as_dict(self) -> dict:
         """The config with mode defaults resolved, as stored in results.json."""
-        return {**dataclasses.asdict(self), "learning_rate": self.lr, "batch_size": self.batch}
+        return {**dataclasses.asdict(self), "learning_rate": self.lr, "batch_size": self.batch,
+                "adapt_layers": self.top_layers if self.top_layers is not None else "all"}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

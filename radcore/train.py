@@ -18,29 +18,83 @@ from radcore.batches import encode
 from radcore.config import TrainConfig
 from radcore.corpus import Corpus
 from radcore.data import load_corpus
-from radcore.device import resolve_device
+from radcore.device import resolve_device, resolve_precision
 from radcore.errors import DataError
 from radcore.evaluate import predict, score
-from radcore.fit import fit
-from radcore.models import count_parameters, load_tokenizer, loaded_checkpoint_format, model_spec
-from radcore.results import PREDICTIONS_FILE, RESULTS_FILE, library_versions, savez_atomic, write_dir_atomic, write_json_atomic
+from radcore.fit import build_model, fit
+from radcore.models import (
+    count_parameters,
+    load_tokenizer,
+    loaded_checkpoint_format,
+)
+from radcore.prefix_cache import prefix_features
+from radcore.results import (
+    PREDICTIONS_FILE,
+    RESULTS_FILE,
+    library_versions,
+    savez_atomic,
+    write_dir_atomic,
+    write_json_atomic,
+)
+from radcore.tfidf import TfidfClassifier
 
 log = logging.getLogger(__name__)
 
 
+def training_rows(corpus: Corpus, config: TrainConfig) -> np.ndarray:
+    """Positions of the training reports in ``corpus``, subsampled to ``max_train_reports`` with the run's seed."""
+    rows = split_rows(corpus, "train")
+    if config.max_train_reports and len(rows) > config.max_train_reports:
+        rows = np.sort(np.random.default_rng(config.seed).choice(rows, config.max_train_reports, replace=False))
+    return rows
+
+
+def split_rows(corpus: Corpus, split: str) -> np.ndarray:
+    return np.flatnonzero(np.asarray(corpus.split) == split)
+
+
 def training_subset(corpus: Corpus, config: TrainConfig) -> Corpus:
-    """The training split, subsampled to ``max_train_reports`` with the run's seed if asked."""
-    train = corpus.subset("train")
-    if config.max_train_reports and len(train) > config.max_train_reports:
-        keep = np.sort(np.random.default_rng(config.seed).choice(len(train), config.max_train_reports,
-                                                                 replace=False))
-        train = train.take(keep)
-    return train
+    """The training reports of a run (:func:`training_rows`)."""
+    return corpus.take(training_rows(corpus, config))
+
+
+def _fit_tfidf(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray]):
+    start = time.perf_counter()
+    model = TfidfClassifier.fit(corpus.take(rows["train"]))
+    seconds = time.perf_counter() - start
+    probabilities = {split: model.predict(corpus.take(r).texts) for split, r in rows.items() if split != "train"}
+    timing = {"train_seconds": seconds, "train_steps": 0, "reports_seen": len(rows["train"]),
+              "reports_per_s": len(rows["train"]) / seconds if seconds > 0 else None, "precision": "fp64"}
+    info = {"family": "tfidf", "trainable": int(model.coef.size + model.intercept.size),
+            "total": int(model.coef.size + model.intercept.size), "vocabulary": model.vocabulary_size,
+            "checkpoint_format": "safetensors"}
+    return model, probabilities, None, timing, info
+
+
+def _fit_neural(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray], device: torch.device):
+    model, spec = build_model(config, len(corpus.label_names), device)
+    data = encode(corpus, load_tokenizer(spec), max_length=config.max_length)
+    cache = None
+    if model.feature_kind is not None:  # the frozen prefix runs once per corpus, not once per step
+        data, cache = prefix_features(model, data, precision=resolve_precision(config.precision, device),
+                                      device=device, progress=config.progress)
+    model, privacy, timing = fit(config, model, data.take(rows["train"]), device)
+    start = time.perf_counter()
+    probabilities = {split: predict(model, data.take(r), device) for split, r in rows.items() if split != "train"}
+    timing["eval_seconds"] = time.perf_counter() - start
+    if cache is not None:
+        timing["prefix_cache"] = cache
+    info = {"family": spec.family, **count_parameters(model), "checkpoint_format": loaded_checkpoint_format(model)}
+    return model, probabilities, privacy, timing, info
 
 
 def _save_weights(model, config: TrainConfig, run_dir: Path) -> str:
-    name = "adapter" if config.uses_lora else "model"
-    write_dir_atomic(run_dir / name, model.save_pretrained)
+    name = {"tfidf": "tfidf", "head": "head", "dp-head": "head"}.get(config.mode)
+    name = name or ("adapter" if config.uses_lora else "model")
+    save = model.save_pretrained
+    if name == "head":  # the encoder is the unchanged public model: only the head is new
+        save = lambda path: model.save_pretrained(path, head_only=True)  # noqa: E731
+    write_dir_atomic(run_dir / name, save)
     return name
 
 
@@ -51,34 +105,30 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     set_seed(config.seed)
     device = resolve_device(config.device)
     corpus = load_corpus(config.dataset, config.data_dir, **config.data_options)
-    train_split = training_subset(corpus, config)
-    for split, size in (("train", len(train_split)), ("test", len(corpus.subset("test")))):
-        if size == 0:
+    rows = {"train": training_rows(corpus, config), "validate": split_rows(corpus, "validate"),
+            "test": split_rows(corpus, "test")}
+    for split in ("train", "test"):
+        if len(rows[split]) == 0:
             raise DataError(f"no {split} reports (split sizes {corpus.split_sizes()}); a run needs both a "
                             f"training and a test split", path=config.data_dir,
                             hint="check the split file, or point --data at the whole corpus")
-    tokenizer = load_tokenizer(model_spec(config.model))
-    model, spec, privacy, timing = fit(config, train_split, tokenizer, device)
-    metrics, probabilities = {}, {}
-    start = time.perf_counter()
-    for split in ("validate", "test"):
-        part = corpus.subset(split)
-        if len(part):
-            probabilities[split] = predict(model, encode(part, tokenizer, max_length=config.max_length), device)
-            metrics[split] = score(part, probabilities[split], seed=config.seed)
-    timing["eval_seconds"] = time.perf_counter() - start
+    if not len(rows["validate"]):
+        del rows["validate"]
+    if config.mode == "tfidf":
+        model, probabilities, privacy, timing, info = _fit_tfidf(config, corpus, rows)
+    else:
+        model, probabilities, privacy, timing, info = _fit_neural(config, corpus, rows, device)
+    metrics = {split: score(corpus.take(rows[split]), p, seed=config.seed) for split, p in probabilities.items()}
     weights = _save_weights(model, config, run_dir)
-    if "test" in probabilities:
-        test = corpus.subset("test")
-        savez_atomic(run_dir / PREDICTIONS_FILE, ids=np.array(test.ids), probabilities=probabilities["test"],
-                     labels=test.labels, label_mask=test.label_mask)
+    test = corpus.take(rows["test"])
+    savez_atomic(run_dir / PREDICTIONS_FILE, ids=np.array(test.ids), probabilities=probabilities["test"],
+                 labels=test.labels, label_mask=test.label_mask)
     results = {
         "schema_version": 1,
         "config": config.as_dict(),
-        "data": {"source": corpus.source, "splits": {**corpus.split_sizes(), "train_used": len(train_split)},
+        "data": {"source": corpus.source, "splits": {**corpus.split_sizes(), "train_used": len(rows["train"])},
                  "skipped": dict(corpus.skipped), "label_names": list(corpus.label_names)},
-        "model": {"family": spec.family, **count_parameters(model), "weights": weights,
-                  "checkpoint_format": loaded_checkpoint_format(model)},
+        "model": {**info, "weights": weights},
         "metrics": metrics,
         "privacy": privacy,
         "timing": {**timing, "device": str(device), "torch_threads": torch.get_num_threads()},

@@ -29,7 +29,8 @@ from radcore.grid.profile import load_profile  # noqa: E402
 from radcore.models import load_tokenizer, model_spec  # noqa: E402
 from radcore.privacy import RDP_ORDERS, PrivacyBudgetError, plan_privacy, spent_epsilon  # noqa: E402
 from radcore.config import TrainConfig  # noqa: E402
-from radcore.fit import fit  # noqa: E402
+from radcore.batches import encode  # noqa: E402
+from radcore.fit import build_model, fit  # noqa: E402
 from radcore.train import training_subset  # noqa: E402
 
 UNDERSTATEMENT_TOLERANCE = 1e-2  # radcore may report at most 1% less than dp-accounting
@@ -99,4 +100,7 @@ def test_a_run_that_would_take_more_steps_than_planned_stops_and_says_so(monkeyp
     config = TrainConfig(dataset="mimic-cxr", data_dir="-", model="tiny-bert", mode="dp-lora", epsilon=1.0,
                          pretrained=False, progress=False, max_length=16, batch_size=16, epochs=1)
     with pytest.raises(PrivacyBudgetError, match="would exceed the .* planned steps"):
-        fit(config, easy_corpus(64, 0), load_tokenizer(model_spec("tiny-bert")), torch.device("cpu"))
+        corpus = easy_corpus(64, 0)
+        model, _ = build_model(config, len(corpus.label_names), torch.device("cpu"))
+        data = encode(corpus, load_tokenizer(model_spec("tiny-bert")), max_length=config.max_length)
+        fit(config, model, data, torch.device("cpu"))

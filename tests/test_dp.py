@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import easy_corpus
-from radcore.batches import encode, trim
+from radcore.batches import as_inputs, encode
 from radcore.evaluate import predict, score
 from radcore.models import LoraSettings, load_tokenizer, model_spec
 from radcore.config import TrainConfig
@@ -13,6 +13,13 @@ from radcore.fit import build_model, fit, masked_bce, step
 from radcore.privacy import plan_privacy
 
 CPU = torch.device("cpu")
+
+
+def fit_corpus(config, corpus):
+    """Build the config's model and train it on ``corpus``: (model, privacy, timing)."""
+    model, _ = build_model(config, len(corpus.label_names), CPU)
+    return fit(config, model, encode(corpus, load_tokenizer(model_spec(config.model)), max_length=config.max_length),
+               CPU)
 
 
 def _config(**overrides):
@@ -37,9 +44,8 @@ def _private_model(config, n=64):
 def test_one_dp_step_moves_lora_and_head_but_not_the_frozen_base(model):
     gsm, optimizer, loader, _engine, _data = _private_model(_config(model=model))
     before = {n: p.detach().clone() for n, p in gsm.named_parameters()}
-    input_ids, attention_mask, labels, mask = next(iter(loader))
-    input_ids, attention_mask = trim(input_ids, attention_mask)
-    masked_bce(gsm(input_ids=input_ids, attention_mask=attention_mask).logits, labels, mask).backward()
+    *inputs, labels, mask = next(iter(loader))
+    masked_bce(gsm(**as_inputs(_data.fields, inputs, CPU)).logits, labels, mask).backward()
     optimizer.step()
     changed = {n for n, p in gsm.named_parameters() if not torch.equal(before[n], p.detach())}
     trainable = {n for n, p in gsm.named_parameters() if p.requires_grad}
@@ -72,9 +78,9 @@ def test_a_step_in_length_sorted_chunks_is_the_same_step(private):
             data = encode(corpus, load_tokenizer(model_spec(config.model)), max_length=config.max_length)
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
         _no_dropout(model)
-        batch = [t[:16] for t in data.tensors]
+        batch = data.batch(range(16))
         assert len(set(batch[1].sum(1).tolist())) > 3  # reports of several lengths
-        step(model, optimizer, batch, CPU, chunk=chunk, private=private, precision="fp32")
+        step(model, optimizer, batch, CPU, fields=data.fields, chunk=chunk, private=private, precision="fp32")
         updated.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
     whole, chunked = updated
     assert whole.keys() == chunked.keys()
@@ -89,8 +95,8 @@ def test_albert_shared_layer_per_sample_gradients_are_exact():
     for module in gsm.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    input_ids, attention_mask, labels, mask = (t[:3] for t in data.tensors)
-    input_ids, attention_mask = trim(input_ids, attention_mask)
+    *inputs, labels, mask = data.batch(range(3))
+    input_ids, attention_mask = as_inputs(data.fields, inputs, CPU).values()
     masked_bce(gsm(input_ids=input_ids, attention_mask=attention_mask).logits, labels, mask).backward()
     name, param = next((n, p) for n, p in gsm.named_parameters() if "lora_B" in n and "query" in n)
     per_sample = param.grad_sample.detach().clone()
@@ -113,7 +119,7 @@ def test_albert_shared_layer_per_sample_gradients_are_exact():
 def test_every_epsilon_runs_and_spends_at_most_its_target(epsilon):
     corpus = easy_corpus(96, 0)
     config = _config(epsilon=epsilon, epochs=2)
-    _model, _spec, privacy, timing = fit(config, corpus, load_tokenizer(model_spec("tiny-bert")), CPU)
+    _model, privacy, timing = fit_corpus(config, corpus)
     assert privacy["epsilon_spent"] <= epsilon
     assert privacy["steps"] == privacy["steps_planned"] == timing["train_steps"]
     assert privacy["delta"] < 1 / len(corpus)
@@ -125,7 +131,7 @@ def _learned_f1(mode, epochs):
                      epochs=epochs, batch_size=None)  # each mode's default batch size and step
     tokenizer = load_tokenizer(model_spec("minilm"))
     torch.manual_seed(0)
-    model, *_ = fit(config, train, tokenizer, CPU)
+    model, *_ = fit_corpus(config, train)
     return score(test, predict(model, encode(test, tokenizer, max_length=32), CPU))["weighted_f1"]
 
 
