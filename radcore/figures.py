@@ -33,7 +33,7 @@ def _datasets(frame: pd.DataFrame) -> list[str]:
 
 def prevalence_bars(table: pd.DataFrame, *, title: str = "") -> plt.Figure:
     """Share of positive reports per label and split, one panel per dataset (``table`` from
-    :func:`radcore.describe.prevalence`). Masked (uncertain/ignored) cells are left out of the share."""
+    :func:`radcore.corpus_tables.prevalence`). Masked (uncertain/ignored) cells are left out of the share."""
     datasets = _datasets(table)
     heights = [table.loc[table["dataset"] == d, "label"].nunique() for d in datasets]
     fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(5.5 * len(datasets), 0.3 * max(heights) + 1.4))
@@ -60,7 +60,7 @@ COOCCURRENCE_MEASURES = {"p_b_given_a": "P(column | row)", "jaccard": "Jaccard",
 
 def cooccurrence_heatmap(table: pd.DataFrame, *, measure: str = "p_b_given_a", annotate: bool = True,
                          title: str = "") -> plt.Figure:
-    """Label co-occurrence matrix, one panel per dataset (``table`` from :func:`radcore.describe.cooccurrence`).
+    """Label co-occurrence matrix, one panel per dataset (``table`` from :func:`radcore.corpus_tables.cooccurrence`).
 
     ``measure``: ``p_b_given_a`` (row label A, column label B: the share of A-positive reports that are also
     B-positive), ``jaccard`` or ``phi``. The diagonal is left blank.
@@ -93,7 +93,8 @@ def cooccurrence_heatmap(table: pd.DataFrame, *, measure: str = "p_b_given_a", a
 
 def length_histogram(lengths: pd.DataFrame, *, unit: str | None = None, max_length=None,
                      title: str = "") -> plt.Figure:
-    """Histogram of report lengths, one panel per dataset (``lengths`` from :func:`radcore.describe.report_lengths`).
+    """Histogram of report lengths, one panel per dataset (``lengths`` from
+    :func:`radcore.corpus_tables.report_lengths`).
 
     ``unit``: ``tokens`` (the default when the column exists) or ``words``. ``max_length`` (one value or
     several) draws the truncation cut as a vertical line labelled with the share of reports it cuts.
@@ -151,7 +152,7 @@ def privacy_utility(frame: pd.DataFrame, *, metric: str = "weighted_f1", band: s
     (:func:`radcore.grid.store.labeller_baselines`) adds the rule labeller, which trains on nothing, as a grey
     dash-dot line (``gid`` ``"baseline:rules"``).
     """
-    from radcore.describe import seed_summary
+    from radcore.results_tables import seed_summary
 
     summary = seed_summary(frame, metric=metric)
     lo_col, hi_col, band_text = _band(summary, band)

@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 from conftest import copy_book_sources
-from radcore import describe
+from radcore import corpus_tables
 from radcore.cli import main
 from radcore.data import load_corpus
 from radcore.data.synth import MARKER, write_corpus
@@ -239,7 +239,7 @@ def test_planted_corpora_are_real_and_every_report_carries_canaries(real_dirs, c
         assert all(canaries.in_text(text) for text in corpus.texts)  # what the model reads holds canaries
         assert not canaries.in_text(repr(corpus)) and not canaries.in_text(str(corpus.subset("test")))
         with pytest.raises(ValueError, match="synthetic"):
-            describe.example_reports(corpus, k=2, synthetic=True)  # the loader said real: no text, whatever the caller says
+            corpus_tables.example_reports(corpus, k=2, synthetic=True)  # the loader said real: no text, whatever the caller says
 
 
 # ============================================================================================ bad rows

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from radcore import describe, figures  # noqa: E402
+from radcore import corpus_tables, figures, results_tables  # noqa: E402
 from radcore.corpus import Corpus  # noqa: E402
 from radcore.grid.profile import Setting  # noqa: E402
 
@@ -50,20 +50,20 @@ def close_figures():
 
 
 def test_prevalence_counts_positives_counted_and_masked_cells():
-    table = describe.prevalence(tiny_corpus()).set_index(["split", "label"])
+    table = corpus_tables.prevalence(tiny_corpus()).set_index(["split", "label"])
     assert table.loc[("train", "A"), ["reports", "counted", "positives", "masked"]].tolist() == [4, 4, 2, 0]
     assert table.loc[("train", "C"), ["counted", "positives", "masked"]].tolist() == [3, 1, 1]
     assert table.loc[("train", "C"), "share"] == pytest.approx(1 / 3)
     assert table.loc[("validate", "A"), "share"] == 1.0
     assert table.loc[("test", "B"), "share"] == 0.0
     assert set(table.index.get_level_values("split")) == {"train", "validate", "test"}
-    wide = describe.prevalence_wide(describe.prevalence(tiny_corpus()))
+    wide = corpus_tables.prevalence_wide(corpus_tables.prevalence(tiny_corpus()))
     assert list(wide.index) == list(NAMES) and list(wide.columns) == ["train", "validate", "test"]
     assert wide.loc["C", "train"] == "1 / 3 (33.3%), 1 masked"
 
 
 def test_cooccurrence_conditional_jaccard_phi_on_known_counts():
-    table = describe.cooccurrence(tiny_corpus()).set_index(["label_a", "label_b"])
+    table = corpus_tables.cooccurrence(tiny_corpus()).set_index(["label_a", "label_b"])
     ab = table.loc[("A", "B")]
     assert (ab.reports, ab.n_a, ab.n_b, ab.n_ab) == (4, 2, 2, 1)
     assert ab.p_b_given_a == 0.5 and ab.jaccard == pytest.approx(1 / 3) and ab.phi == pytest.approx(0.0)
@@ -72,60 +72,60 @@ def test_cooccurrence_conditional_jaccard_phi_on_known_counts():
     assert ac.p_b_given_a == 0.0 and ac.phi == pytest.approx(-0.5)
     assert table.loc[("A", "A"), "p_b_given_a"] == 1.0
     assert len(table) == len(NAMES) ** 2
-    everything = describe.cooccurrence(tiny_corpus(), split=None).set_index(["label_a", "label_b"])
+    everything = corpus_tables.cooccurrence(tiny_corpus(), split=None).set_index(["label_a", "label_b"])
     assert everything.loc[("A", "B"), "n_a"] == 3  # the validation report adds an A
 
 
 def test_cooccurrence_of_a_label_never_positive_is_nan_not_an_error():
     corpus = tiny_corpus().subset("test")  # no positives at all
-    table = describe.cooccurrence(corpus, split=None)
+    table = corpus_tables.cooccurrence(corpus, split=None)
     assert table["p_b_given_a"].isna().all() and table["phi"].isna().all()
 
 
 def test_report_lengths_and_percentiles():
-    lengths = describe.report_lengths(tiny_corpus(), tokenizer=WordTokenizer())
+    lengths = corpus_tables.report_lengths(tiny_corpus(), tokenizer=WordTokenizer())
     assert lengths["words"].tolist() == [1, 2, 3, 4, 5, 6]
     assert lengths["tokens"].tolist() == [3, 4, 5, 6, 7, 8]
-    summary = describe.length_summary(lengths, max_length=5).set_index("unit")
+    summary = corpus_tables.length_summary(lengths, max_length=5).set_index("unit")
     assert summary.loc["words", "p50"] == 3.5 and summary.loc["words", "max"] == 6
     assert summary.loc["words", "p90"] == pytest.approx(np.percentile([1, 2, 3, 4, 5, 6], 90))
     assert summary.loc["tokens", "over_max"] == 0.5  # 6, 7 and 8 tokens exceed 5
     assert math.isnan(summary.loc["words", "over_max"])
-    assert "tokens" not in describe.report_lengths(tiny_corpus())
+    assert "tokens" not in corpus_tables.report_lengths(tiny_corpus())
 
 
 def test_split_and_skip_tables():
-    splits = describe.split_table(tiny_corpus()).set_index("split")
+    splits = corpus_tables.split_table(tiny_corpus()).set_index("split")
     assert splits["reports"].tolist() == [4, 1, 1] and splits["patients"].tolist() == [2, 1, 1]
     assert splits["share"].sum() == pytest.approx(1.0)
-    skips = describe.skip_table(tiny_corpus())
+    skips = corpus_tables.skip_table(tiny_corpus())
     assert dict(zip(skips["reason"], skips["count"])) == {"empty_text": 2, "no_sections": 0}
-    row = describe.overview(tiny_corpus(), data_dir="somewhere", synthetic=False).iloc[0]
+    row = corpus_tables.overview(tiny_corpus(), data_dir="somewhere", synthetic=False).iloc[0]
     assert (row.reports, row.patients, row.labels, row.train, row.test, row.synthetic) == (6, 3, 3, 4, 1, False)
 
 
 def test_example_reports_refuses_real_data():
     corpus = tiny_corpus()
     with pytest.raises(ValueError, match="synthetic"):
-        describe.example_reports(corpus, 2, 0, synthetic=False)
+        corpus_tables.example_reports(corpus, 2, 0, synthetic=False)
     with pytest.raises(ValueError):
-        describe.example_reports(corpus, 2, 0, synthetic="yes")  # only True itself opens it
+        corpus_tables.example_reports(corpus, 2, 0, synthetic="yes")  # only True itself opens it
     with pytest.raises(TypeError):
-        describe.example_reports(corpus, 2, 0)  # the caller must say
+        corpus_tables.example_reports(corpus, 2, 0)  # the caller must say
 
 
 def test_example_reports_of_synthetic_data_list_positive_and_masked_labels():
-    examples = describe.example_reports(tiny_corpus(), k=6, seed=0, synthetic=True).set_index("id")
+    examples = corpus_tables.example_reports(tiny_corpus(), k=6, seed=0, synthetic=True).set_index("id")
     assert len(examples) == 6
     assert examples.loc["r0", "positive"] == "A, B"
     assert examples.loc["r1", "positive"] == "A" and examples.loc["r1", "masked"] == "C"
     assert examples.loc["r5", "positive"] == "(none)"
     assert examples.loc["r2", "text"] == "word word word"
-    text = describe.examples_markdown(examples.reset_index())
+    text = corpus_tables.examples_markdown(examples.reset_index())
     assert "**r0** (train split). Positive: A, B." in text and "masked (uncertain): C" in text
     assert text.count("```text") == 6
-    again = describe.example_reports(tiny_corpus(), k=2, seed=3, synthetic=True)
-    assert again.equals(describe.example_reports(tiny_corpus(), k=2, seed=3, synthetic=True))
+    again = corpus_tables.example_reports(tiny_corpus(), k=2, seed=3, synthetic=True)
+    assert again.equals(corpus_tables.example_reports(tiny_corpus(), k=2, seed=3, synthetic=True))
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -161,7 +161,7 @@ def per_label_runs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_results_table_shape_order_and_cells():
-    table = describe.results_table(runs())
+    table = results_tables.results_table(runs())
     assert list(table.columns) == ["DP-LoRA ε=0.1", "DP-LoRA ε=1", "LoRA", "Full FT", "seeds"]
     assert table.index.names == ["dataset", "model"] and len(table) == 4
     assert table.loc[("mimic-cxr", "tiny-bert"), "DP-LoRA ε=0.1"] == "0.550 ± 0.071"
@@ -172,42 +172,42 @@ def test_results_table_shape_order_and_cells():
 def test_results_table_with_one_seed_and_a_missing_setting():
     frame = runs(models=("tiny-bert",), seeds=(0,))
     frame = frame.drop(frame.index[(frame["dataset"] == "ct-rate") & (frame["mode"] == "full")])
-    table = describe.results_table(frame)
+    table = results_tables.results_table(frame)
     assert table.loc[("mimic-cxr", "tiny-bert"), "LoRA"] == "0.700"
     assert table.loc[("ct-rate", "tiny-bert"), "Full FT"] == ""
     assert table.loc[("ct-rate", "tiny-bert"), "seeds"] == "1"
 
 
 def test_seed_summary_intervals():
-    summary = describe.seed_summary(runs(seeds=(0, 1, 2)))
+    summary = results_tables.seed_summary(runs(seeds=(0, 1, 2)))
     row = summary[(summary["model"] == "tiny-bert") & (summary["setting"] == "LoRA")].iloc[0]
     assert row["seeds"] == 3 and row["mean"] == pytest.approx(0.8) and row["sd"] == pytest.approx(0.1)
     assert row["t_hi"] - row["mean"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)
     assert (row["min"], row["max"]) == pytest.approx((0.7, 0.9))
-    one = describe.seed_summary(runs(seeds=(0,)))
+    one = results_tables.seed_summary(runs(seeds=(0,)))
     assert one["sd"].isna().all() and one["t_lo"].isna().all()
 
 
 def test_privacy_table_is_conservative_over_runs():
-    table = describe.privacy_table(runs()).set_index(["dataset", "setting"])
+    table = results_tables.privacy_table(runs()).set_index(["dataset", "setting"])
     assert list(table.index.get_level_values("setting").unique()) == ["DP-LoRA ε=0.1", "DP-LoRA ε=1"]
     row = table.loc[("mimic-cxr", "DP-LoRA ε=1")]
     assert row["epsilon"] == 1.0 and row["epsilon_spent"] == pytest.approx(0.98) and row["within_target"]
     assert row["noise_multiplier"] == 2.0 and row["steps"] == 11 and row["runs"] == 4
-    assert describe.privacy_table(runs(settings=SETTINGS[2:])).empty
+    assert results_tables.privacy_table(runs(settings=SETTINGS[2:])).empty
 
 
 def test_headline_numbers():
-    numbers = describe.headline_numbers(runs(), dataset="mimic-cxr", model="tiny-bert")
-    assert set(numbers) == set(describe.HEADLINE_KEYS)
+    numbers = results_tables.headline_numbers(runs(), dataset="mimic-cxr", model="tiny-bert")
+    assert set(numbers) == set(results_tables.HEADLINE_KEYS)
     assert numbers["n_runs"] == 32 and numbers["n_seeds"] == 2 and numbers["dp_eps"] == 1.0
     assert numbers["lora_f1"] == pytest.approx(0.75) and numbers["dp_f1"] == pytest.approx(0.65)
     assert numbers["full_f1"] == pytest.approx(0.85)
     assert numbers["lora_dp_gap"] == pytest.approx(0.1) and numbers["full_lora_gap"] == pytest.approx(0.1)
-    no_full = describe.headline_numbers(runs(settings=SETTINGS[:3]))
+    no_full = results_tables.headline_numbers(runs(settings=SETTINGS[:3]))
     assert no_full["dataset"] == "mimic-cxr" and math.isnan(no_full["full_f1"])
     with pytest.raises(ValueError):
-        describe.headline_numbers(runs(), dataset="mimic-cxr", model="nope")
+        results_tables.headline_numbers(runs(), dataset="mimic-cxr", model="nope")
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -249,13 +249,13 @@ def test_per_label_heatmap_has_a_panel_per_dataset_and_model_plus_a_colour_bar()
 
 def test_corpus_figures_return_figures():
     corpus = tiny_corpus()
-    prevalence = pd.concat([describe.prevalence(corpus), describe.prevalence(corpus).assign(dataset="other")])
+    prevalence = pd.concat([corpus_tables.prevalence(corpus), corpus_tables.prevalence(corpus).assign(dataset="other")])
     assert len(figures.prevalence_bars(prevalence).axes) == 2
-    fig = figures.cooccurrence_heatmap(describe.cooccurrence(corpus), measure="phi")
+    fig = figures.cooccurrence_heatmap(corpus_tables.cooccurrence(corpus), measure="phi")
     assert len(fig.axes) == 2  # the matrix and its colour bar
     with pytest.raises(ValueError):
-        figures.cooccurrence_heatmap(describe.cooccurrence(corpus), measure="lift")
-    lengths = describe.report_lengths(corpus, tokenizer=WordTokenizer())
+        figures.cooccurrence_heatmap(corpus_tables.cooccurrence(corpus), measure="lift")
+    lengths = corpus_tables.report_lengths(corpus, tokenizer=WordTokenizer())
     fig = figures.length_histogram(lengths, max_length=5)
     cut = [line for line in fig.axes[0].get_lines() if list(line.get_xdata()) == [5, 5]]
     assert len(fig.axes) == 1 and len(cut) == 1 and "50%" in cut[0].get_label()
@@ -266,11 +266,11 @@ BASELINES = pd.DataFrame([{"dataset": "mimic-cxr", "weighted_f1": 0.612, "auroc_
 
 
 def test_rule_labeller_is_a_row_of_the_chest_xray_table_only():
-    table = describe.results_table(runs(), baselines=BASELINES)
-    assert table.columns[0] == describe.BASELINE_COLUMN and len(table) == 5
-    row = table.loc[("mimic-cxr", describe.BASELINE_MODEL)]
-    assert row[describe.BASELINE_COLUMN] == "0.612" and row["LoRA"] == "" and row["seeds"] == "–"
-    assert (table.loc["ct-rate", describe.BASELINE_COLUMN] == "").all()  # CT-RATE has no rule labeller
+    table = results_tables.results_table(runs(), baselines=BASELINES)
+    assert table.columns[0] == results_tables.BASELINE_COLUMN and len(table) == 5
+    row = table.loc[("mimic-cxr", results_tables.BASELINE_MODEL)]
+    assert row[results_tables.BASELINE_COLUMN] == "0.612" and row["LoRA"] == "" and row["seeds"] == "–"
+    assert (table.loc["ct-rate", results_tables.BASELINE_COLUMN] == "").all()  # CT-RATE has no rule labeller
     assert table.loc[("mimic-cxr", "tiny-bert"), "DP-LoRA ε=0.1"] == "0.550 ± 0.071"  # model rows unchanged
 
 

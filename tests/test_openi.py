@@ -463,14 +463,14 @@ def test_train_and_evaluate_run_on_openi(tmp_path, capsys):
 def test_the_data_page_flags_labels_with_few_test_positives(archive):
     import pandas as pd
 
-    from radcore import describe
+    from radcore import corpus_tables
 
-    table = describe.prevalence(load_openi(archive, OpeniOptions(test_share=0.5, validate_share=0)))
+    table = corpus_tables.prevalence(load_openi(archive, OpeniOptions(test_share=0.5, validate_share=0)))
     test = table[table["split"] == "test"]
-    flagged = describe.few_positives(table, minimum=1)
+    flagged = corpus_tables.few_positives(table, minimum=1)
     assert list(flagged["label"]) == list(test.loc[test["positives"] < 1, "label"]) and len(flagged)
-    text = describe.few_positives_markdown(table, minimum=1)
+    text = corpus_tables.few_positives_markdown(table, minimum=1)
     assert text.startswith("- **openi**: fewer than 1 positive test reports, so F1 is unstable for ")
     assert all(f"{label} (0)" in text for label in flagged["label"])
-    assert describe.few_positives_markdown(pd.concat([table]), minimum=0) == (
+    assert corpus_tables.few_positives_markdown(pd.concat([table]), minimum=0) == (
         "- **openi**: every label has at least 0 positive test reports.")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radcore import describe
+from radcore import corpus_tables, real_reports
 from radcore.corpus import Corpus
 from radcore.grid.profile import Setting
 from radcore.grid.store import collect, per_label, training_data
@@ -94,7 +94,7 @@ def test_training_data_reads_what_the_runs_trained_on(grids):
 
 def test_real_vs_synthetic_pairs_model_and_setting(grids):
     real, synthetic = (collect(root) for root in grids)
-    table = describe.real_vs_synthetic(real, synthetic)
+    table = real_reports.real_vs_synthetic(real, synthetic)
     assert list(table["setting"]) == ["DP-LoRA ε=1", "DP-LoRA ε=10", "LoRA", "Full FT"]
     assert (table["seeds_real"] == 3).all() and (table["seeds_synthetic"] == 3).all()
     assert np.allclose(table["weighted_f1_diff"], table["weighted_f1_real"] - table["weighted_f1_synthetic"])
@@ -103,19 +103,19 @@ def test_real_vs_synthetic_pairs_model_and_setting(grids):
     dp = table[table["setting"] == "DP-LoRA ε=1"].iloc[0]
     assert dp["noise_real"] < dp["noise_synthetic"]  # more training reports, less noise for one epsilon
     assert table.loc[table["setting"] == "LoRA", "noise_real"].isna().all()
-    other = describe.real_vs_synthetic(real, synthetic.assign(model="tiny-bert"))
+    other = real_reports.real_vs_synthetic(real, synthetic.assign(model="tiny-bert"))
     assert other.empty and list(other.columns) == list(table.columns)
-    assert describe.real_vs_synthetic(real, synthetic.iloc[0:0]).empty
+    assert real_reports.real_vs_synthetic(real, synthetic.iloc[0:0]).empty
 
 
 def test_label_comparison_flags_labels_with_few_positives(grids):
     real, synthetic = (per_label(root) for root in grids)
-    table = describe.label_comparison(real, synthetic, setting="LoRA")
+    table = real_reports.label_comparison(real, synthetic, setting="LoRA")
     assert list(table["label"]) == list(MIMIC_CXR_LABELS) and set(table["model"]) == {"minilm"}
-    assert (table["few_positives"] == (table["positives_real"] < describe.MIN_POSITIVES_FOR_F1)).all()
+    assert (table["few_positives"] == (table["positives_real"] < corpus_tables.MIN_POSITIVES_FOR_F1)).all()
     assert table["few_positives"].any() and not table["few_positives"].all()
     assert np.allclose(table["f1_diff"], table["f1_real"] - table["f1_synthetic"])
-    assert describe.label_comparison(real, synthetic.assign(model="other")).empty
+    assert real_reports.label_comparison(real, synthetic.assign(model="other")).empty
 
 
 def test_corpus_contrast_counts_lengths_labels_and_masked_cells():
@@ -124,7 +124,7 @@ def test_corpus_contrast_counts_lengths_labels_and_masked_cells():
     mask = np.array([[1, 1], [1, 1], [1, 0], [1, 1]], np.float32)
     corpus = Corpus("openi", ("a", "b", "c", "d"), ("a", "b", "c", "d"), ("one two", "one two three", "x", "y z"),
                     labels, mask, names, ("train", "train", "test", "test"), source="real")
-    row = describe.corpus_contrast([corpus], minimum=1).iloc[0]
+    row = real_reports.corpus_contrast([corpus], minimum=1).iloc[0]
     assert (row["reports"], row["train"], row["test"], row["source"]) == (4, 2, 2, "real")
     assert row["words_p50"] == 2 and row["positives_per_report"] == pytest.approx(0.5)
     assert row["no_finding_share"] == pytest.approx(0.25) and row["masked_share"] == pytest.approx(1 / 8)
@@ -136,9 +136,9 @@ def test_real_reports_numbers(grids):
     baselines = pd.DataFrame([{"dataset": "openi", "weighted_f1": 0.42}])
     contrast = pd.DataFrame([{"dataset": "openi", "train": 2640, "words_p50": 30.0, "positives_per_report": 0.7,
                               "no_finding_share": 0.4, "masked_share": 0.001}])
-    numbers = describe.real_reports_numbers(real, synthetic, real_labels=labels, baselines=baselines,
+    numbers = real_reports.real_reports_numbers(real, synthetic, real_labels=labels, baselines=baselines,
                                             contrast=contrast)
-    assert tuple(numbers) == describe.REAL_REPORTS_KEYS
+    assert tuple(numbers) == real_reports.REAL_REPORTS_KEYS
     assert (numbers["n_runs"], numbers["n_seeds"], numbers["model"], numbers["n_train"]) == (12, 3, "minilm", 200)
     assert numbers["dp_eps"] == 10 and numbers["labeller_f1"] == 0.42 and numbers["n_compared"] == 4
     openi, mimic = real[real["setting"] == "LoRA"], synthetic[synthetic["setting"] == "LoRA"]
@@ -154,27 +154,27 @@ def test_real_reports_numbers(grids):
     assert (numbers["train_split"], numbers["words_p50"], numbers["syn_train_split"]) == (2640, 30.0, 0)
     assert math.isnan(numbers["syn_words_p50"])
 
-    alone = describe.real_reports_numbers(real, synthetic.iloc[0:0])  # nothing to compare with: NaN, not errors
+    alone = real_reports.real_reports_numbers(real, synthetic.iloc[0:0])  # nothing to compare with: NaN, not errors
     assert alone["n_compared"] == 0 and math.isnan(alone["lora_diff"]) and math.isnan(alone["labeller_f1"])
     assert not math.isnan(alone["dp_noise"]) and alone["few_labels"] == "none"
     with pytest.raises(ValueError, match="no finished openi runs"):
-        describe.real_reports_numbers(synthetic, synthetic)
+        real_reports.real_reports_numbers(synthetic, synthetic)
 
 
 def test_real_reports_note_in_each_state(grids):
     real, synthetic = (collect(root) for root in grids)
-    empty = describe.real_reports_note(real.iloc[0:0], synthetic, openi_root="runs/openi", results_root="runs/ci",
+    empty = real_reports.real_reports_note(real.iloc[0:0], synthetic, openi_root="runs/openi", results_root="runs/ci",
                                        data_present=False)
     assert "empty in this build" in empty and "`runs/openi`" in empty and "not in this checkout" in empty
-    for command, _ in describe.REAL_REPORTS_COMMANDS:
+    for command, _ in real_reports.REAL_REPORTS_COMMANDS:
         assert command in empty
-    assert "can be skipped" in describe.real_reports_note(real.iloc[0:0], synthetic, openi_root="r",
+    assert "can be skipped" in real_reports.real_reports_note(real.iloc[0:0], synthetic, openi_root="r",
                                                           results_root="s", data_present=True)
-    full = describe.real_reports_note(real, synthetic, openi_root="runs/openi", results_root="runs/ci",
+    full = real_reports.real_reports_note(real, synthetic, openi_root="runs/openi", results_root="runs/ci",
                                       data_present=True)
     assert "12 finished Open-i runs of minilm" in full and "compared with 12 runs" in full
     assert "labeller" not in full
-    unmatched = describe.real_reports_note(real, synthetic.assign(model="tiny-bert"), openi_root="runs/openi",
+    unmatched = real_reports.real_reports_note(real, synthetic.assign(model="tiny-bert"), openi_root="runs/openi",
                                            results_root="runs/ci", data_present=False)
     assert "hold no mimic-cxr run of minilm (models there: tiny-bert)" in unmatched
     assert "rule-labeller baseline" in unmatched
@@ -224,7 +224,7 @@ def test_chapter_with_openi_runs(grids, tmp_path, monkeypatch):
     write_corpus("mimic-cxr", n=60, seed=0, out=tmp_path / SYNTHETIC_DIR)
     notebook = execute_chapter(tmp_path, monkeypatch)
     keys = glued(notebook)
-    assert set(keys) == {f"real_{k}" for k in describe.REAL_REPORTS_KEYS}
+    assert set(keys) == {f"real_{k}" for k in real_reports.REAL_REPORTS_KEYS}
     assert keys["real_n_runs"] == "12" and keys["real_n_compared"] == "4" and keys["real_model"] == "'minilm'"
     assert keys["real_labeller_f1"] != "nan" and keys["real_words_p50"] != "nan"  # the baseline and corpora ran
     assert len(outputs(notebook, "image/png")) == 2  # weighted F1 and macro AUROC against epsilon
