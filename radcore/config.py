@@ -12,6 +12,8 @@ from radcore.models import LoraSettings
 
 MODES = ("lora", "dp-lora", "full", "dp-full", "head", "dp-head", "tfidf")
 HEAD_MODES = ("head", "dp-head")  # a linear head on the frozen encoder's pooled features (adapt_layers 0)
+OPTIMIZERS = ("adamw", "sgd")
+HEAD_INITS = ("random", "zero")
 NEURAL_MODES = tuple(m for m in MODES if m != "tfidf")  # tfidf: TF-IDF + logistic regression (radcore.tfidf)
 # Defaults per mode (the study publishes none). DP noise is added to a sum of clipped gradients, so
 # its share of the averaged update falls as 1/batch: DP modes take large (expected) batches and a larger
@@ -42,6 +44,10 @@ class TrainConfig:
     precision: str = "auto"  # training forward pass: "bf16" autocast, "fp32", or "auto" (bf16 where native)
     accountant: str = "rdp"
     adapt_layers: int | str = "all"  # top encoder layers LoRA / full FT adapt; the rest is a cached frozen prefix
+    optimizer: str = "adamw"  # "adamw", or "sgd" (momentum 0.9)
+    head_init: str = "random"  # classifier head: "random" (PyTorch's default) or "zero" (public: reads no data)
+    lp_ft: float = 0.0  # LP-FT: share of the budget (epsilon and delta) spent first on the head alone; 0: off
+    lp_epochs: int = 20  # epochs of that head phase (head modes' batch and learning rate)
     lora: LoraSettings = field(default_factory=LoraSettings)
     pooling: str = "mean"  # report vector: masked mean of token states, or "cls" (first token)
     pretrained: bool = True  # False: random init at the model's shape (tests, benchmarks)
@@ -69,6 +75,14 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         self._check_adapt_layers()
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"unknown head_init {self.head_init!r}; choose one of {', '.join(HEAD_INITS)}")
+        if not 0 <= self.lp_ft < 1:
+            raise ValueError(f"lp_ft is the head phase's share of the budget, in [0, 1); got {self.lp_ft}")
+        if self.lp_ft and self.mode not in ("lora", "dp-lora", "full", "dp-full"):
+            raise ValueError(f"lp_ft (a head phase before fine-tuning) does not apply to mode {self.mode!r}")
 
     def _check_adapt_layers(self) -> None:
         value = self.adapt_layers
@@ -95,6 +109,26 @@ class TrainConfig:
         if self.mode == "tfidf":
             return None
         return 0 if self.mode in HEAD_MODES else self.adapt_layers
+
+    def head_phase(self, n_train: int) -> "TrainConfig":
+        """LP-FT's first phase: the head alone on the frozen encoder's pooled features, with ``lp_ft`` of the
+        budget (epsilon and delta); :meth:`tuning_phase` gets the rest, so the two compose to the target."""
+        mode = "dp-head" if self.is_private else "head"
+        return dataclasses.replace(self, mode=mode, adapt_layers="all", epochs=self.lp_epochs, batch_size=None,
+                                   learning_rate=None, physical_batch_size=DEFAULT_BATCH_SIZE[mode], lp_ft=0.0,
+                                   **self._budget_share(self.lp_ft, n_train))
+
+    def tuning_phase(self, n_train: int) -> "TrainConfig":
+        """LP-FT's second phase: this run's mode with the rest of the budget."""
+        return dataclasses.replace(self, lp_ft=0.0, **self._budget_share(1 - self.lp_ft, n_train))
+
+    def _budget_share(self, share: float, n_train: int) -> dict:
+        from radcore.privacy import default_delta
+
+        if not self.is_private:
+            return {}
+        delta = self.delta if self.delta is not None else default_delta(n_train)
+        return {"epsilon": self.epsilon * share, "delta": delta * share}
 
     @property
     def lr(self) -> float:

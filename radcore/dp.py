@@ -12,7 +12,12 @@ import warnings
 
 import torch
 
-from radcore.privacy import PrivacyBudgetError, PrivacyPlan, spent_epsilon
+from radcore.privacy import (
+    PrivacyBudgetError,
+    PrivacyPlan,
+    composed_epsilon,
+    spent_epsilon,
+)
 
 
 def make_private(model, optimizer, loader, plan: PrivacyPlan, seed: int):
@@ -46,3 +51,25 @@ def privacy_record(plan: PrivacyPlan, *, steps: int, n_train: int) -> dict:
         raise PrivacyBudgetError(f"spent epsilon {spent:.4g} exceeds the target {plan.epsilon_target}")
     return {**plan.as_dict(), "steps": steps, "steps_planned": plan.steps, "epsilon_spent": spent,
             "sampling": "poisson", "clipping": "flat per-sample", "grad_sample_mode": "hooks", "n_train": n_train}
+
+
+def composed_record(phases: list[dict], *, epsilon_target: float) -> dict:
+    """The privacy block of a run trained in phases on the same data (LP-FT: head, then fine-tuning), each
+    with its own plan: the phases compose. Two valid bounds are computed and the smaller recorded: basic
+    composition (epsilons and deltas add) and the accountant's composition of every phase at the summed delta."""
+    delta = sum(p["delta"] for p in phases)
+    basic = sum(p["epsilon_spent"] for p in phases)
+    accountant = phases[0]["accountant"]
+    history = [(p["noise_multiplier"], p["sample_rate"], p["steps"]) for p in phases]
+    accounted = composed_epsilon(history, delta=delta, accountant=accountant)
+    spent = min(basic, accounted)
+    if spent > epsilon_target * (1 + 1e-9):
+        raise PrivacyBudgetError(f"composed epsilon {spent:.4g} exceeds the target {epsilon_target}")
+    last = phases[-1]
+    return {"epsilon_target": epsilon_target, "delta": delta, "epsilon_spent": spent,
+            "epsilon_basic_composition": basic, "epsilon_accountant_composition": accounted,
+            "composition": "LP-FT: head phase, then fine-tuning, on the same training reports",
+            "accountant": accountant, "noise_multiplier": last["noise_multiplier"], "sample_rate": last["sample_rate"],
+            "steps": sum(p["steps"] for p in phases), "steps_planned": sum(p["steps_planned"] for p in phases),
+            "max_grad_norm": last["max_grad_norm"], "sampling": "poisson", "clipping": last["clipping"],
+            "grad_sample_mode": last["grad_sample_mode"], "n_train": last["n_train"], "phases": phases}

@@ -125,8 +125,8 @@ def length_histogram(lengths: pd.DataFrame, *, unit: str | None = None, max_leng
 METRIC_NAMES = {"weighted_f1": "weighted F1 (test)", "macro_f1": "macro F1 (test)", "micro_f1": "micro F1 (test)",
                 "auroc_macro": "macro AUROC (test)", "f1": "F1", "precision": "precision", "recall": "recall",
                 "auroc": "AUROC"}
-REFERENCE_STYLES = {"lora": "--", "full": ":"}
-DP_STYLES = {"dp-lora": "-", "dp-full": "-."}
+REFERENCE_STYLES = {"lora": "--", "full": ":", "head": (0, (4, 1, 1, 1, 1, 1)), "tfidf": (0, (9, 3))}
+DP_STYLES = {"dp-lora": "-", "dp-full": "-.", "dp-head": (0, (3, 1, 1, 1, 1, 1))}
 
 
 def _band(summary: pd.DataFrame, band: str) -> tuple[str, str, str]:

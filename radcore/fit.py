@@ -44,6 +44,9 @@ def build_model(config: TrainConfig, num_labels: int, device: torch.device):
     spec = model_spec(config.model)
     model = load_classifier(spec, num_labels=num_labels, pretrained=config.pretrained, pooling=config.pooling,
                             init_seed=config.seed, device=device, adapt_layers=config.top_layers)
+    if config.head_init == "zero":  # public: every label starts at p = 0.5, whatever the data
+        torch.nn.init.zeros_(model.classifier.weight)
+        torch.nn.init.zeros_(model.classifier.bias)
     if config.uses_lora:
         return wrap_lora(model, family=spec.family, settings=config.lora), spec
     if config.mode == "dp-full" and not model.frozen_layers:
@@ -100,7 +103,10 @@ def fit(config: TrainConfig, model, data: Encoded, device: torch.device):
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     plan = None
     if config.is_private:
         plan = plan_privacy(epsilon=config.epsilon, delta=config.delta, n_train=len(data),
@@ -132,3 +138,19 @@ def fit(config: TrainConfig, model, data: Encoded, device: torch.device):
     timing = {"train_seconds": seconds, "train_steps": steps, "reports_seen": seen,
               "reports_per_s": seen / seconds if seconds > 0 else None, "precision": precision}
     return model, privacy, timing
+
+
+def copy_head(source, target) -> None:
+    """Load ``source``'s trained classifier head into ``target`` (peft-wrapped or not): LP-FT's hand-over."""
+    state = head_module(source).state_dict()
+    wrapper = (target.get_base_model() if hasattr(target, "get_base_model") else target).classifier
+    saved = getattr(wrapper, "modules_to_save", None)
+    for module in ([wrapper.original_module, saved["default"]] if saved is not None else [wrapper]):
+        module.load_state_dict(state)
+
+
+def head_module(model) -> torch.nn.Linear:
+    """The classifier Linear that a model trains (inside peft's wrapper when there is one)."""
+    wrapper = (model.get_base_model() if hasattr(model, "get_base_model") else model).classifier
+    saved = getattr(wrapper, "modules_to_save", None)
+    return saved["default"] if saved is not None else wrapper

@@ -59,8 +59,14 @@ def poisson_schedule(*, n_train: int, batch_size: int, epochs: int) -> tuple[flo
 def spent_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
                   accountant: str = "rdp") -> float:
     """Epsilon of ``steps`` Poisson-subsampled Gaussian steps, by the named Opacus accountant."""
+    return composed_epsilon([(noise_multiplier, sample_rate, steps)], delta=delta, accountant=accountant)
+
+
+def composed_epsilon(history: list[tuple[float, float, int]], *, delta: float, accountant: str = "rdp") -> float:
+    """Epsilon of a sequence of Poisson-subsampled Gaussian phases ``(noise multiplier, sample rate, steps)``
+    composed by the named Opacus accountant (RDP curves add; PRV composes the privacy loss distributions)."""
     acc = create_accountant(accountant)
-    acc.history = [(noise_multiplier, sample_rate, steps)]
+    acc.history = [tuple(h) for h in history]
     return float(acc.get_epsilon(delta=delta, **_accountant_options(accountant)))
 
 

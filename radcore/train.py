@@ -19,9 +19,10 @@ from radcore.config import TrainConfig
 from radcore.corpus import Corpus
 from radcore.data import load_corpus
 from radcore.device import resolve_device, resolve_precision
+from radcore.dp import composed_record
 from radcore.errors import DataError
 from radcore.evaluate import predict, score
-from radcore.fit import build_model, fit
+from radcore.fit import build_model, copy_head, fit
 from radcore.models import (
     count_parameters,
     load_tokenizer,
@@ -73,17 +74,34 @@ def _fit_tfidf(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray])
 
 def _fit_neural(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray], device: torch.device):
     model, spec = build_model(config, len(corpus.label_names), device)
-    data = encode(corpus, load_tokenizer(spec), max_length=config.max_length)
-    cache = None
+    tokens = encode(corpus, load_tokenizer(spec), max_length=config.max_length)
+    precision = resolve_precision(config.precision, device)
+    caches, data = [], tokens
     if model.feature_kind is not None:  # the frozen prefix runs once per corpus, not once per step
-        data, cache = prefix_features(model, data, precision=resolve_precision(config.precision, device),
-                                      device=device, progress=config.progress)
-    model, privacy, timing = fit(config, model, data.take(rows["train"]), device)
+        data, record = prefix_features(model, tokens, precision=precision, device=device, progress=config.progress)
+        caches.append(record)
+    phases, tuning = [], config
+    if config.lp_ft:  # LP-FT: the head alone first, on the pooled features, with its share of the budget
+        n_train = len(rows["train"])
+        head_config, tuning = config.head_phase(n_train), config.tuning_phase(n_train)
+        head, _ = build_model(head_config, len(corpus.label_names), device)
+        pooled, record = prefix_features(head, tokens, precision=precision, device=device, progress=config.progress)
+        caches.append(record)
+        head, head_privacy, head_timing = fit(head_config, head, pooled.take(rows["train"]), device)
+        copy_head(head, model)
+        phases.append((head_privacy, head_timing))
+    model, privacy, timing = fit(tuning, model, data.take(rows["train"]), device)
+    if phases:
+        (head_privacy, head_timing), = phases
+        if privacy is not None:
+            privacy = composed_record([head_privacy, privacy], epsilon_target=config.epsilon)
+        timing = {**timing, "head_phase": head_timing,
+                  "train_seconds": timing["train_seconds"] + head_timing["train_seconds"]}
     start = time.perf_counter()
     probabilities = {split: predict(model, data.take(r), device) for split, r in rows.items() if split != "train"}
     timing["eval_seconds"] = time.perf_counter() - start
-    if cache is not None:
-        timing["prefix_cache"] = cache
+    if caches:
+        timing["prefix_cache"] = caches
     info = {"family": spec.family, **count_parameters(model), "checkpoint_format": loaded_checkpoint_format(model)}
     return model, probabilities, privacy, timing, info
 

@@ -60,12 +60,15 @@ def _dp_plans(profile_name, tmp_path_factory) -> dict:
     for cell in profile.cells():
         if not cell.setting.is_private:
             continue
-        config = cell.train_config()
+        cell_config = cell.train_config()
         corpus = sizes.get(cell.dataset.name)
-        for n_train in [len(training_subset(corpus, config))] if corpus else PAPER_TRAIN_SIZES:
-            key = (config.epsilon, config.delta, n_train, config.batch, config.epochs, config.max_grad_norm,
-                   config.accountant)
-            plans.setdefault(key, []).append(cell.key)
+        for n_train in [len(training_subset(corpus, cell_config))] if corpus else PAPER_TRAIN_SIZES:
+            phases = ([cell_config.head_phase(n_train), cell_config.tuning_phase(n_train)] if cell_config.lp_ft
+                      else [cell_config])  # LP-FT: each phase has its own plan (their composition: test below)
+            for config in phases:
+                key = (config.epsilon, config.delta, n_train, config.batch, config.epochs, config.max_grad_norm,
+                       config.accountant)
+                plans.setdefault(key, []).append(cell.key)
     return plans
 
 
@@ -104,3 +107,27 @@ def test_a_run_that_would_take_more_steps_than_planned_stops_and_says_so(monkeyp
         model, _ = build_model(config, len(corpus.label_names), torch.device("cpu"))
         data = encode(corpus, load_tokenizer(model_spec("tiny-bert")), max_length=config.max_length)
         fit(config, model, data, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("epsilon, share", [(0.1, 0.5), (1.0, 0.3), (10.0, 0.5)])
+def test_an_lp_ft_runs_composed_epsilon_agrees_with_dp_accounting_and_stays_within_target(epsilon, share):
+    """LP-FT spends its budget in two phases on the same reports; radcore composes them (the smaller of basic
+    composition and the accountant's) and must not report less than dp-accounting's RDP composition."""
+    from radcore.dp import composed_record, privacy_record
+
+    n_train = 4000
+    config = TrainConfig(dataset="mimic-cxr", data_dir="-", mode="dp-lora", epsilon=epsilon, lp_ft=share,
+                         epochs=5, batch_size=256)
+    phases, accountant = [], rdp.RdpAccountant(list(RDP_ORDERS))
+    for phase in (config.head_phase(n_train), config.tuning_phase(n_train)):
+        plan = plan_privacy(epsilon=phase.epsilon, delta=phase.delta, n_train=n_train, batch_size=phase.batch,
+                            epochs=phase.epochs, max_grad_norm=phase.max_grad_norm)
+        phases.append(privacy_record(plan, steps=plan.steps, n_train=n_train))
+        accountant.compose(dp_accounting.PoissonSampledDpEvent(
+            plan.sample_rate, dp_accounting.GaussianDpEvent(plan.noise_multiplier)), plan.steps)
+    record = composed_record(phases, epsilon_target=epsilon)
+    theirs = accountant.get_epsilon(record["delta"])
+    assert record["delta"] == pytest.approx(0.1 / n_train) and record["delta"] < 1 / n_train
+    assert record["epsilon_spent"] <= epsilon
+    assert record["epsilon_spent"] >= min(theirs, record["epsilon_basic_composition"]) * (1 - UNDERSTATEMENT_TOLERANCE)
+    assert record["steps"] == sum(p["steps"] for p in phases)

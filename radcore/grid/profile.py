@@ -20,7 +20,10 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 RESULTS_ROOT = Path("runs")  # results of profile P live in runs/P/... (relative to the repository root)
 NOTEBOOK_ROOT = Path("book/runs")  # executed run notebooks of profile P live in book/runs/P/...
 TRAIN_KNOBS = ("epochs", "max_length", "max_train_reports", "batch_size", "learning_rate", "pretrained",
-               "pooling", "max_grad_norm", "accountant", "delta", "physical_batch_size", "precision")
+               "pooling", "max_grad_norm", "accountant", "delta", "physical_batch_size", "precision", "adapt_layers")
+MODE_NAMES = {"lora": "LoRA", "full": "Full FT", "head": "Head", "tfidf": "TF-IDF + LR", "dp-lora": "DP-LoRA",
+              "dp-full": "DP-Full FT", "dp-head": "DP-Head"}
+_MODE_RANK = ("lora", "full", "head", "tfidf")  # order within DP settings of one epsilon, and of the non-private ones
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Setting:
 
     mode: str
     epsilon: float | None = None
+    train: tuple = ()  # (knob, value) pairs for this setting only, on top of the profile's and the dataset's
 
     @property
     def is_private(self) -> bool:
@@ -42,15 +46,16 @@ class Setting:
     @property
     def label(self) -> str:
         """Reader form: ``DP-LoRA ε=1``, ``LoRA``, ``Full FT``."""
-        name = {"lora": "LoRA", "full": "Full FT", "dp-lora": "DP-LoRA", "dp-full": "DP-Full FT"}[self.mode]
+        name = MODE_NAMES[self.mode]
         return f"{name} ε={self.epsilon:g}" if self.is_private else name
 
     @property
     def order(self) -> int:
-        """Sort key: DP settings by ascending epsilon, then LoRA, then full fine-tuning."""
+        """Sort key: DP settings by ascending epsilon, then LoRA, full fine-tuning, head, TF-IDF."""
+        rank = _MODE_RANK.index(self.mode.removeprefix("dp-"))
         if self.is_private:
-            return int(round(1000 * math.log10(self.epsilon))) + (0 if self.mode == "dp-lora" else 1)
-        return 10_000 + (0 if self.mode == "lora" else 1)
+            return int(round(1000 * math.log10(self.epsilon))) + rank
+        return 10_000 + rank
 
 
 @dataclass(frozen=True)
@@ -120,12 +125,14 @@ class Cell:
 
     def train_config(self):
         """The :class:`~radcore.config.TrainConfig` this cell runs."""
-        from radcore.config import TrainConfig
+        from radcore.config import HEAD_MODES, TrainConfig
 
+        knobs = {**self.profile.train_knobs(self.dataset), **dict(self.setting.train)}
+        if self.setting.mode in HEAD_MODES + ("tfidf",):
+            knobs.pop("adapt_layers", None)  # a profile-wide adapt_layers is for the modes that adapt layers
         return TrainConfig(dataset=self.dataset.name, data_dir=self.dataset.data_dir, model=self.model,
                            mode=self.setting.mode, epsilon=self.setting.epsilon, seed=self.seed,
-                           data_options=dict(self.dataset.options), progress=False,
-                           **self.profile.train_knobs(self.dataset))
+                           data_options=dict(self.dataset.options), progress=False, **knobs)
 
     def parameters(self) -> dict:
         """The run notebook's papermill parameters: every one explicit, so the notebook's defaults never decide a run."""
@@ -155,16 +162,19 @@ def run_cell(**params) -> dict:
 
 
 def _setting(entry: dict) -> Setting:
-    unknown = set(entry) - {"mode", "epsilon"}
+    unknown = set(entry) - {"mode", "epsilon", "train"}
     if unknown:
-        raise ValueError(f"setting {entry}: unknown key(s) {sorted(unknown)}; use mode and epsilon")
-    return Setting(entry["mode"], float(entry["epsilon"]) if entry.get("epsilon") is not None else None)
+        raise ValueError(f"setting {entry}: unknown key(s) {sorted(unknown)}; use mode, epsilon and train")
+    _check_knobs(entry.get("train"), where=f"setting {entry['mode']}: train")
+    return Setting(entry["mode"], float(entry["epsilon"]) if entry.get("epsilon") is not None else None,
+                   tuple(sorted((entry.get("train") or {}).items())))
 
 
 def _expand(entry: dict) -> list[Setting]:
     """``{mode: dp-lora, epsilons: [1, 10]}`` is shorthand for one setting per epsilon."""
     if "epsilons" in entry:
-        return [_setting({"mode": entry["mode"], "epsilon": e}) for e in entry["epsilons"]]
+        rest = {k: v for k, v in entry.items() if k != "epsilons"}
+        return [_setting({**rest, "epsilon": e}) for e in entry["epsilons"]]
     return [_setting(entry)]
 
 
