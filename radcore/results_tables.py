@@ -13,7 +13,6 @@ import pandas as pd
 from scipy import stats
 
 
-
 def seed_summary(frame: pd.DataFrame, *, metric: str = "weighted_f1") -> pd.DataFrame:
     """``metric`` over seeds per dataset x model x setting (``frame`` from :func:`radcore.grid.store.collect`).
 
