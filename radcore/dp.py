@@ -12,12 +12,7 @@ import warnings
 
 import torch
 
-from radcore.privacy import (
-    PrivacyBudgetError,
-    PrivacyPlan,
-    composed_epsilon,
-    spent_epsilon,
-)
+from radcore.privacy import PrivacyBudgetError, PrivacyPlan, composed_epsilon, spent_epsilon
 
 
 def make_private(model, optimizer, loader, plan: PrivacyPlan, seed: int):

@@ -9,12 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from radcore.batches import (
-    Encoded,
-    as_inputs,
-    length_grouped_loader,
-    length_sorted_batches,
-)
+from radcore.batches import Encoded, as_inputs, length_grouped_loader, length_sorted_batches
 from radcore.config import TrainConfig
 from radcore.device import autocast, resolve_precision
 from radcore.dp import check_step_budget, make_private, privacy_record
