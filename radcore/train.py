@@ -25,7 +25,8 @@ from radcore.evaluate import predict, score
 from radcore.fit import build_model, copy_head, fit
 from radcore.models import count_parameters, load_tokenizer, loaded_checkpoint_format
 from radcore.prefix_cache import prefix_features
-from radcore.results import (PREDICTIONS_FILE, RESULTS_FILE, library_versions, savez_atomic, write_dir_atomic, write_json_atomic)
+from radcore.results import (PREDICTIONS_FILE, RESULTS_FILE, library_versions, savez_atomic, write_dir_atomic,
+                             write_json_atomic)
 from radcore.tfidf import TfidfClassifier
 
 log = logging.getLogger(__name__)
