@@ -3,7 +3,8 @@
 On PhysioNet the reports (``mimic-cxr/2.0.0``: ``files/p10/p10000032/s50414267.txt`` or
 ``mimic-cxr-reports.zip``) and the CSVs (``mimic-cxr-jpg/2.0.0``) sit in different folders: each is
 found by exact name up to five folders below ``data_dir`` (report trees are never walked).
-One corpus entry per study: id ``s<study_id>``, patient ``p<subject_id>``, ordered by study id.
+One corpus entry per study: id ``s<study_id>``, patient ``p<subject_id>``, ordered by study id. Reports with
+Windows line endings read exactly as with Unix ones.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from radcore.corpus import SPLITS, Corpus
 from radcore.data.sections import SECTION_CHOICES, extract, last_paragraph, normalise
-from radcore.data.tables import SEARCH_DEPTH, check_choice, find_named, read_rows, token
+from radcore.data.tables import SEARCH_DEPTH, check_choice, find_named, read_rows, token, unix_newlines
 from radcore.errors import DataError
 from radcore.labels import MIMIC_CXR_LABELS
 
@@ -181,7 +182,7 @@ def _add(found, study, subject, where, source):
 
 def _decode(data: bytes, where) -> str:
     try:
-        return data.decode("utf-8").lstrip("\ufeff")
+        return unix_newlines(data.decode("utf-8").lstrip("\ufeff"))
     except UnicodeDecodeError:
         raise DataError("report file is not valid UTF-8", path=where,
                         hint="re-download or re-extract the reports") from None

@@ -11,8 +11,8 @@ redistributed by radcore: not in git, not in the book, and no report text in a l
 ``load_openi(dir)`` reads ``NLMCXR_reports.tgz`` found by name up to five folders below ``dir`` (or ``dir``
 itself when it is the archive), else an extracted ``ecgen-radiology/`` folder of XML files.
 
-* Text: FINDINGS then IMPRESSION (``sections``), whitespace collapsed; Open-i's de-identified spans
-  ``XXXX`` are kept as they are.
+* Text: FINDINGS then IMPRESSION (``sections``), whitespace collapsed (XML parsing reads ``\\r\\n`` as ``\\n``,
+  so line endings never matter); Open-i's de-identified spans ``XXXX`` are kept as they are.
 * Dropped and counted: reports tagged ``No Indexing`` (``no_indexing``: nobody indexed them, so they carry
   no labels) and reports whose chosen sections hold no text (``no_text``); a report is counted once, under
   the first reason that applies.

@@ -1,4 +1,4 @@
-"""CSV reading and file finding shared by the real-format loaders.
+"""CSV reading, line endings and file finding shared by the real-format loaders.
 
 Every failure becomes a :class:`~radcore.errors.DataError` that names the file, the row as
 ``"N (line M)"`` (N counts data rows from 1, M is the physical line where the row starts, header = line 1)
@@ -24,6 +24,12 @@ SEARCH_DEPTH = 5  # folders below data_dir searched for named files (physionet.o
 _TREE_DIR = re.compile(r"p\d+")  # MIMIC patient/group folders: never walked into (227k files)
 
 
+def unix_newlines(text: str) -> str:
+    """``\\r\\n`` and lone ``\\r`` line endings as ``\\n``: a corpus saved on Windows (or an old Mac) reads the
+    same as its original, so paragraph and section rules never see a ``\\r``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def rowname(n: int, line: int) -> str:
     """How errors cite a data row."""
     return f"{n} (line {line})"
@@ -32,7 +38,8 @@ def rowname(n: int, line: int) -> str:
 def read_rows(path: Path, *, required: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield ``(row_name, {column: cell})`` for the ``required`` columns of a ``.csv`` or ``.csv.gz`` file.
 
-    Columns are matched by name (any order, extra columns ignored); blank lines are skipped.
+    Columns are matched by name (any order, extra columns ignored); blank lines are skipped; rows may end in
+    ``\\n`` or ``\\r\\n``, and line breaks inside quoted cells come out as ``\\n`` (:func:`unix_newlines`).
     """
     path = Path(path)
     try:
@@ -79,7 +86,7 @@ def _rows(reader, path: Path, required: Sequence[str]):
             raise DataError(f"has {len(cells)} fields, the header has {len(header)}", path=path,
                             row=rowname(n, line), hint="a cell holding a comma, quote or line break must be quoted; "
                             "re-download or re-export the file")
-        yield rowname(n, line), {name: cells[i] for name, i in index.items()}
+        yield rowname(n, line), {name: unix_newlines(cells[i]) for name, i in index.items()}
 
 
 def _first_undecodable_line(path: Path) -> int | None:
