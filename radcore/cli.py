@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="loader option, e.g. uncertain=positive (repeatable)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--out", required=True, help="run directory: new, empty, or holding this same run")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace an --out that holds another (or an unfinished) run, as a whole")
 
     evaluate = sub.add_parser("evaluate", help="score a saved run on another corpus")
     evaluate.add_argument("--run", required=True, help="run directory holding results.json (weights are read "
@@ -185,7 +187,11 @@ def _run(args) -> dict:
         from radcore.models import model_spec
 
         model_spec(config.model)  # an unknown model fails now, not after the corpus has loaded
-        results = train(config, args.out)
+        from radcore.outputs import check_run_target, staged_folder
+
+        out = check_run_target(args.out, config.as_dict(), overwrite=args.overwrite)
+        with staged_folder(out, replace=True) as staging:  # built aside, moved into place whole
+            results = train(config, staging)
         test = results["metrics"].get("test")  # absent when the corpus has no test reports
         return {"test": _summary(test) if test else None, "privacy": results["privacy"],
                 "reports_per_s": results["timing"]["reports_per_s"], "out": args.out}

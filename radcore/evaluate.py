@@ -11,6 +11,7 @@ import torch
 from radcore.batches import encode, length_sorted_batches, trim
 from radcore.corpus import Corpus
 from radcore.metrics import classification_metrics
+from radcore.outputs import check_file_target
 from radcore.results import read_results, write_json_atomic
 
 
@@ -67,6 +68,7 @@ def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, spl
     from radcore.device import resolve_device
 
     run_dir = Path(run_dir)
+    target = check_file_target(Path(out) if out else run_dir / "evaluations" / f"{dataset}-{split}.json")
     results = read_results(run_dir)
     corpus = load_corpus(dataset, data_dir, **results["config"].get("data_options", {}))
     if list(corpus.label_names) != results["data"]["label_names"]:
@@ -83,6 +85,5 @@ def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, spl
               "split": split, "checkpoint_format": loaded_checkpoint_format(model),
               "metrics": score(part, probabilities, seed=config.seed),
               "eval_seconds": time.perf_counter() - start}
-    target = Path(out) if out else run_dir / "evaluations" / f"{dataset}-{split}.json"
     write_json_atomic(target, record)
     return record

@@ -45,9 +45,13 @@ def _save_weights(model, config: TrainConfig, run_dir: Path) -> str:
 
 
 def train(config: TrainConfig, out_dir: str | Path) -> dict:
-    """Run one cell end to end and return what was written to ``out_dir/results.json``."""
+    """Run one cell end to end and return what was written to ``out_dir/results.json``.
+
+    Files are written in place, each atomically, over those of an earlier attempt of the same cell (the grid's
+    resume); a run started by hand goes through :func:`radcore.outputs.check_run_target` and
+    :func:`~radcore.outputs.staged_folder` instead, so its folder never mixes two runs (``radcore train``).
+    """
     run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
     device = resolve_device(config.device)
     corpus = load_corpus(config.dataset, config.data_dir, **config.data_options)
@@ -67,6 +71,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
             probabilities[split] = predict(model, encode(part, tokenizer, max_length=config.max_length), device)
             metrics[split] = score(part, probabilities[split], seed=config.seed)
     timing["eval_seconds"] = time.perf_counter() - start
+    run_dir.mkdir(parents=True, exist_ok=True)  # only now: a run that fails earlier leaves no empty folder
     weights = _save_weights(model, config, run_dir)
     if "test" in probabilities:
         test = corpus.subset("test")
