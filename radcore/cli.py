@@ -184,9 +184,10 @@ def _run(args) -> dict:
             physical_batch_size=args.physical_batch_size, precision=args.precision,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, device=args.device)
-        from radcore.models import model_spec
+        from radcore.models import check_model
 
-        model_spec(config.model)  # an unknown model fails now, not after the corpus has loaded
+        # an unknown model or a max_length it cannot read fails now, before the destination and the corpus
+        check_model(config.model, max_length=config.max_length, pretrained=config.pretrained)
         from radcore.outputs import check_run_target, staged_folder
 
         out = check_run_target(args.out, config.as_dict(), overwrite=args.overwrite)

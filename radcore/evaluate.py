@@ -63,13 +63,16 @@ def load_trained(run_dir: Path, results: dict, device: torch.device):
 def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, split: str = "test",
                  out: str | Path | None = None, device: str = "auto") -> dict:
     """Score a saved run on ``split`` of another corpus; writes and returns an evaluation record."""
+    from radcore.config import TrainConfig
     from radcore.data import load_corpus
-    from radcore.models import loaded_checkpoint_format
     from radcore.device import resolve_device
+    from radcore.models import check_model, loaded_checkpoint_format
 
     run_dir = Path(run_dir)
     target = check_file_target(Path(out) if out else run_dir / "evaluations" / f"{dataset}-{split}.json")
     results = read_results(run_dir)
+    config = TrainConfig.from_dict(results["config"])
+    check_model(config.model, max_length=config.max_length, pretrained=config.pretrained)
     corpus = load_corpus(dataset, data_dir, **results["config"].get("data_options", {}))
     if list(corpus.label_names) != results["data"]["label_names"]:
         raise ValueError(f"run {run_dir} was trained on {results['config']['dataset']} labels; "

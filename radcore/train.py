@@ -22,7 +22,7 @@ from radcore.device import resolve_device
 from radcore.errors import DataError
 from radcore.evaluate import predict, score
 from radcore.fit import fit
-from radcore.models import count_parameters, load_tokenizer, loaded_checkpoint_format, model_spec
+from radcore.models import check_model, count_parameters, load_tokenizer, loaded_checkpoint_format
 from radcore.results import PREDICTIONS_FILE, RESULTS_FILE, library_versions, savez_atomic, write_dir_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     :func:`~radcore.outputs.staged_folder` instead, so its folder never mixes two runs (``radcore train``).
     """
     run_dir = Path(out_dir)
+    spec = check_model(config.model, max_length=config.max_length, pretrained=config.pretrained)  # before any work
     set_seed(config.seed)
     device = resolve_device(config.device)
     corpus = load_corpus(config.dataset, config.data_dir, **config.data_options)
@@ -61,7 +62,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
             raise DataError(f"no {split} reports (split sizes {corpus.split_sizes()}); a run needs both a "
                             f"training and a test split", path=config.data_dir,
                             hint="check the split file, or point --data at the whole corpus")
-    tokenizer = load_tokenizer(model_spec(config.model))
+    tokenizer = load_tokenizer(spec)
     model, spec, privacy, timing = fit(config, train_split, tokenizer, device)
     metrics, probabilities = {}, {}
     start = time.perf_counter()

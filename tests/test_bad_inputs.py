@@ -461,6 +461,26 @@ def _(root):
     return mimic(root, None, "--max-train-reports", "0")
 
 
+@case("cli-max-length-one", "cli", error=("max_length 1 is out of range for model 'tiny-bert'", "use 8 to 512 tokens"))
+def _(root):
+    return mimic(root, None, "--max-length", "1")
+
+
+@case("cli-max-length-beyond-the-model", "cli",
+      error=("max_length 100000 is out of range for model 'tiny-bert'", "use 8 to 512 tokens", "position embeddings"))
+def _(root):
+    return mimic(root, None, "--max-length", "100000")
+
+
+@case("evaluate-run-max-length-beyond-the-model", "cli", error=("max_length 4096 is out of range", "8 to 512"))
+def _(root):
+    run = finished_run(root)
+    results = json.loads((run / "results.json").read_text())
+    results["config"]["max_length"] = 4096
+    (run / "results.json").write_text(json.dumps(results))
+    return evaluate(root, run)
+
+
 @case("cli-evaluate-unfinished-run", "cli", error=("no results.json in", "unfinished", "the run did not finish"))
 def _(root):
     (root / "unfinished/.adapter.partial").mkdir(parents=True)

@@ -60,6 +60,15 @@ def test_a_datasets_own_train_knobs_override_the_profiles_for_its_cells_only():
     assert {c.dataset.name: c.parameters()["max_length"] for c in cells} == {"mimic-cxr": 128, "ct-rate": 96}
 
 
+def test_the_run_notebook_refuses_a_max_length_the_model_cannot_read_before_any_work(tmp_path):
+    from radcore.grid.profile import run_cell
+
+    params = load_profile("ci").cells()[0].parameters() | {"max_length": 100000, "out_dir": str(tmp_path / "cell")}
+    with pytest.raises(ValueError, match="max_length 100000 is out of range .* 8 to 512"):
+        run_cell(**params)
+    assert not (tmp_path / "cell").exists()
+
+
 def test_unknown_profile_names_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match="ci, openi, paper, quick"):
         load_profile("qiuck")
