@@ -609,6 +609,122 @@ def _(root):
     return label(root) + ["--out", str(read_only(root / "ro") / "l.json")]
 
 
+# ------------------------------------------------------------------------------------------ grid profiles
+
+PROFILE = """\
+datasets:
+  mimic-cxr: {data: DATA}
+models: [tiny-bert]
+settings:
+  - {mode: lora}
+  - {mode: dp-lora, epsilons: [1, 10]}
+seeds: [0]
+train: {epochs: 1, max_length: 32, pretrained: false}
+"""
+
+
+def profile(root: Path, old: str = "", new: str = "", *, raw: bytes | None = None) -> list[str]:
+    """``radcore grid`` argv on ``root/bad.yaml``: PROFILE (on the default MIMIC tree) with ``old`` replaced by
+    ``new``, or the bytes ``raw``."""
+    mimic(root)
+    assert old in PROFILE
+    text = PROFILE.replace(old, new, 1).replace("DATA", str(root / "data"))
+    (root / "bad.yaml").write_bytes(raw if raw is not None else text.encode())
+    return ["grid", "--profile", str(root / "bad.yaml")]
+
+
+@case("profile-yaml-syntax-error", "profile", out=False,
+      error=("bad.yaml: not valid YAML at line 3, column", "mapping values are not allowed here"))
+def _(root):
+    return profile(root, "models: [tiny-bert]", "models: tiny-bert: [x]")
+
+
+@case("profile-not-utf8", "profile", out=False, error=("bad.yaml: not valid UTF-8 (line 1)", "save it as UTF-8"))
+def _(root):
+    return profile(root, raw="description: caf\xe9\n".encode("latin-1") + PROFILE.encode())
+
+
+@case("profile-not-a-mapping", "profile", out=False, error=("bad.yaml: a profile is a mapping of keys", "got a list"))
+def _(root):
+    return profile(root, raw=b"- mimic-cxr\n- tiny-bert\n")
+
+
+@case("profile-datasets-not-a-mapping", "profile", out=False,
+      error=("bad.yaml: datasets must be a mapping like {mimic-cxr: {data: DIR}}", "got a list"))
+def _(root):
+    return profile(root, "datasets:\n  mimic-cxr: {data: DATA}", "datasets: [mimic-cxr]")
+
+
+@case("profile-epsilons-not-a-list", "profile", out=False,
+      error=("bad.yaml: settings: dp-lora: epsilons must be a list like [0.1, 1, 10]", "got 1"))
+def _(root):
+    return profile(root, "epsilons: [1, 10]", "epsilons: 1")
+
+
+@case("profile-epsilon-zero", "profile", out=False,
+      error=("bad.yaml: settings: dp-lora: epsilons: epsilon must be a positive finite number, got 0",))
+def _(root):
+    return profile(root, "epsilons: [1, 10]", "epsilons: [0]")
+
+
+@case("profile-epsilon-nan", "profile", out=False,
+      error=("bad.yaml: settings: dp-lora: epsilons: epsilon must be a positive finite number, got nan",))
+def _(root):
+    return profile(root, "epsilons: [1, 10]", "epsilons: [.nan]")
+
+
+@case("profile-setting-not-a-mapping", "profile", out=False,
+      error=("bad.yaml: settings: each entry must be a mapping like {mode: lora}", "got text"))
+def _(root):
+    return profile(root, "settings:\n  - {mode: lora}", "settings:\n  - lora")
+
+
+@case("profile-seed-not-a-number", "profile", out=False, error=("bad.yaml: seeds: 'zero' is not a whole number >= 0",))
+def _(root):
+    return profile(root, "seeds: [0]", "seeds: [zero]")
+
+
+@case("profile-unknown-model", "profile", out=False, error=("bad.yaml: models: unknown model 'gpt-17'", "tiny-bert"))
+def _(root):
+    return profile(root, "models: [tiny-bert]", "models: [tiny-bert, gpt-17]")
+
+
+@case("profile-negative-learning-rate", "profile", out=False,
+      error=("bad.yaml: train: learning_rate must be a positive finite number, got -1",))
+def _(root):
+    return profile(root, "epochs: 1,", "epochs: 1, learning_rate: -1,")
+
+
+@case("profile-number-read-as-text", "profile", out=False,
+      error=("bad.yaml: train: learning_rate: '1e-3' is text, not a number", "write 0.001 or 1.0e-3"))
+def _(root):
+    return profile(root, "epochs: 1,", "epochs: 1, learning_rate: 1e-3,")
+
+
+@case("profile-max-length-beyond-the-model", "profile", out=False,
+      error=("bad.yaml: datasets: mimic-cxr: train: max_length 100000 is out of range for model 'tiny-bert'",
+             "8 to 512"))
+def _(root):
+    return profile(root, "{data: DATA}", "{data: DATA, train: {max_length: 100000}}")
+
+
+@case("profile-duplicate-cell", "profile", out=False,
+      error=("bad.yaml: cell mimic-cxr/tiny-bert/", "/seed0 comes twice", "its own run folder"))
+def _(root):
+    return profile(root, "seeds: [0]", "seeds: [0, 0]")
+
+
+@case("profile-name-absolute-path", "profile", out=False,
+      error=("bad.yaml: name: '/tmp/elsewhere' is not a plain name", "runs/NAME"))
+def _(root):
+    return profile(root, "models:", "name: /tmp/elsewhere\nmodels:")
+
+
+@case("profile-name-with-parent", "profile", out=False, error=("bad.yaml: name: '../up' is not a plain name",))
+def _(root):
+    return profile(root, "models:", "name: ../up\nmodels:")
+
+
 # ------------------------------------------------------------------------------------------ the tests
 
 def clean_skips(format: str, root: Path) -> dict[str, int]:

@@ -96,7 +96,7 @@ TINY = """
 name: tiny
 datasets:
   mimic-cxr: {data: data/synthetic/tiny/mimic-cxr, synthetic: {n: 200, seed: 0}}
-models: [tiny-bert, no-such-model]
+models: [tiny-bert, weightless-bert]
 settings:
   - {mode: dp-lora, epsilons: [1]}
   - {mode: lora}
@@ -107,9 +107,12 @@ train: {epochs: 1, max_length: 32, pretrained: false, batch_size: 32}
 
 @pytest.fixture(scope="module")
 def tiny_grid(tmp_path_factory):
-    """A 4-cell grid run once in a scratch directory: the two no-such-model cells fail."""
+    """A 4-cell grid run once in a scratch directory: the two cells of a model folder without weights or tokenizer
+    fail when they run (an unknown model name would be refused before anything runs)."""
     root = tmp_path_factory.mktemp("grid")
     (root / "tiny.yaml").write_text(TINY)
+    (root / "weightless-bert").mkdir()
+    (root / "weightless-bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         profile = load_profile(root / "tiny.yaml")
@@ -135,8 +138,8 @@ def test_grid_runs_cells_into_results_and_book_notebooks(tiny_grid):
 def test_a_failed_cell_is_reported_kept_out_of_the_book_and_its_notebook_kept(tiny_grid):
     root, profile, report = tiny_grid
     assert not report.ok and "exit" not in report.summary()
-    assert set(report.failed) == {"mimic-cxr/no-such-model/dp-lora-eps1/seed0", "mimic-cxr/no-such-model/lora/seed0"}
-    assert all("no-such-model" in error for error in report.failed.values())
+    assert set(report.failed) == {"mimic-cxr/weightless-bert/dp-lora-eps1/seed0", "mimic-cxr/weightless-bert/lora/seed0"}
+    assert all("weightless-bert" in error for error in report.failed.values())
     for cell in profile.cells()[2:]:
         assert not (root / cell.notebook).exists()
         assert (root / cell.run_dir / "failed.ipynb").is_file()
