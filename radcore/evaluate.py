@@ -12,7 +12,7 @@ from radcore.batches import encode, length_sorted_batches, trim
 from radcore.corpus import Corpus
 from radcore.metrics import classification_metrics
 from radcore.outputs import check_file_target
-from radcore.results import read_results, write_json_atomic
+from radcore.results import RESULTS_FILE, read_results, write_json_atomic
 
 
 @torch.no_grad()
@@ -36,15 +36,20 @@ def score(corpus: Corpus, probabilities: np.ndarray, *, seed: int = 0) -> dict:
 
 
 def load_trained(run_dir: Path, results: dict, device: torch.device):
-    """The fine-tuned model and tokenizer saved by a run."""
+    """The fine-tuned model and tokenizer saved by a run; saved weights that cannot be read are one error naming
+    them."""
     from radcore.classifier import ReportClassifier
+    from radcore.config import TrainConfig
     from radcore.models import (load_classifier, load_encoder, load_tokenizer, mark_checkpoint_format, model_spec,
                                 refuse_pickle)
-    from radcore.config import TrainConfig
 
     config = TrainConfig.from_dict(results["config"])
     spec = model_spec(config.model)
-    weights = run_dir / results["model"]["weights"]
+    name = results["model"].get("weights")
+    if name not in ("adapter", "model"):
+        raise ValueError(f"{run_dir / RESULTS_FILE}: model.weights is {name!r}, not 'adapter' or 'model'; train the "
+                         f"run again (radcore train ... --overwrite)")
+    weights = run_dir / name
     if config.uses_lora:
         from peft import PeftModel
 
@@ -52,12 +57,28 @@ def load_trained(run_dir: Path, results: dict, device: torch.device):
                                pretrained=config.pretrained, pooling=config.pooling, init_seed=config.seed,
                                device=device)
         refuse_pickle(weights, what="adapter")  # peft would fall back to adapter_model.bin (a pickle) silently
-        model = PeftModel.from_pretrained(base, weights)
+        model = _read_saved(weights, lambda: PeftModel.from_pretrained(base, weights))
         safe = (weights / "adapter_model.safetensors").is_file()
         mark_checkpoint_format(model, "safetensors" if safe else "pickle")
     else:
-        model = ReportClassifier.from_pretrained(weights, load_encoder=load_encoder).to(device)
+        model = _read_saved(weights, lambda: ReportClassifier.from_pretrained(weights, load_encoder=load_encoder))
+        model = model.to(device)
     return model, load_tokenizer(spec), config
+
+
+def _read_saved(weights: Path, load):
+    """``load()``, with what a missing, cut-off or damaged weights folder raises as one error naming it."""
+    from safetensors import SafetensorError
+
+    from radcore.models import PickledCheckpointError
+
+    try:
+        return load()
+    except PickledCheckpointError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+        raise ValueError(f"cannot read the saved weights in {weights} ({type(e).__name__}): they are missing, cut "
+                         f"off or damaged; train the run again (radcore train ... --overwrite)") from None
 
 
 def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, split: str = "test",
@@ -70,8 +91,11 @@ def evaluate_run(run_dir: str | Path, *, dataset: str, data_dir: str | Path, spl
 
     run_dir = Path(run_dir)
     target = check_file_target(Path(out) if out else run_dir / "evaluations" / f"{dataset}-{split}.json")
-    results = read_results(run_dir)
-    config = TrainConfig.from_dict(results["config"])
+    results = read_results(run_dir, needs=("config", "data", "model"))
+    try:
+        config = TrainConfig.from_dict(results["config"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{run_dir / RESULTS_FILE}: config: {e}") from None
     check_model(config.model, max_length=config.max_length, pretrained=config.pretrained)
     corpus = load_corpus(dataset, data_dir, **results["config"].get("data_options", {}))
     if list(corpus.label_names) != results["data"]["label_names"]:

@@ -598,6 +598,43 @@ def _(root):
     return evaluate(root, run)
 
 
+def cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+@case("evaluate-cut-off-adapter", "cli",
+      error=("cannot read the saved weights in", "finished/adapter", "SafetensorError", "cut off or damaged",
+             "--overwrite"))
+def _(root):
+    run = finished_run(root)
+    cut_in_half(run / "adapter" / "adapter_model.safetensors")
+    return evaluate(root, run)
+
+
+@case("evaluate-cut-off-model", "cli",
+      error=("cannot read the saved weights in", "finished/model", "cut off or damaged", "--overwrite"))
+def _(root):
+    run = finished_run(root, "--mode", "full")
+    cut_in_half(run / "model" / "model.safetensors")
+    return evaluate(root, run)
+
+
+@case("evaluate-cut-off-results", "cli",
+      error=("finished/results.json is not valid JSON (line", "cut off or damaged", "--overwrite"))
+def _(root):
+    run = finished_run(root)
+    cut_in_half(run / "results.json")
+    return evaluate(root, run)
+
+
+@case("evaluate-results-without-config", "cli",
+      error=("finished/results.json lacks the config, data, model block(s) of a radcore run",))
+def _(root):
+    run = finished_run(root)
+    (run / "results.json").write_text("{}")
+    return evaluate(root, run)
+
+
 @case("label-out-is-a-folder", "cli", out=False, error=("case/E is a folder", "name the file to write"))
 def _(root):
     (root / "E").mkdir(parents=True)
