@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                        "(safetensors weights only; RADCORE_ALLOW_PICKLE=1 allows a pickled checkpoint you trust)")
     train.add_argument("--mode", choices=MODES, default="lora")
     train.add_argument("--epsilon", type=_positive_float, help="target epsilon (dp-* modes)")
-    train.add_argument("--delta", type=float, help="target delta (default 0.1/n_train)")
+    train.add_argument("--delta", type=_positive_float, help="target delta, in (0, 1/n_train) (default 0.1/n_train)")
     train.add_argument("--epochs", type=_positive_int, default=3)
     train.add_argument("--batch-size", type=_positive_int, help="(expected) batch size (default per mode)")
     train.add_argument("--lr", type=float, help="learning rate (default per mode)")
@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("book", "synthetic corpora, grid, analysis notebooks and the Jupyter Book")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--profile", default="quick", help="ci, quick, paper or a profile YAML file")
-        cmd.add_argument("--workers", type=int, default=1,
+        cmd.add_argument("--workers", type=_positive_int, default=1,
                          help="cells run at once: N > 1 starts a local Dask cluster of N processes (loopback)")
         cmd.add_argument("--scheduler", metavar="ADDRESS",
                          help="run the cells on this Dask cluster (e.g. tcp://10.0.0.5:8786; dask-jobqueue's "

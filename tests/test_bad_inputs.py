@@ -158,6 +158,27 @@ def _(root):
     return mimic(root, lambda s: s[2].labels.update(Edema="2.0"))
 
 
+def respell_labels(tree: Path, spellings: dict[str, str]) -> None:
+    """Rewrite the label cells of every label CSV under ``tree`` (``1.0`` -> ``1.00`` ...), ids untouched."""
+    for path in [*tree.rglob("*chexpert.csv.gz"), *tree.rglob("*predicted_labels.csv")]:
+        gz = path.suffix == ".gz"
+        text = (gzip.decompress(path.read_bytes()) if gz else path.read_bytes()).decode()
+        text = re.sub(r"(?<=,)(-?[01](?:\.0)?)(?=,|\n)", lambda m: spellings.get(m.group(1), m.group(1)), text)
+        path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+
+
+@case("mimic-label-value-spellings", "mimic-cxr", same=True)
+def _(root):
+    return with_reference(root, mimic(root), lambda tree: respell_labels(tree, {"1.0": "1.00", "-1.0": "-1", "0.0": "0"}))
+
+
+@case("mimic-label-value-plus-one", "mimic-cxr",
+      error=(LABELS, "row 3 (line 4)", "column 'Edema'", "label value '+1' is not 1.0, 0.0, -1.0 or blank",
+             "1.00"))
+def _(root):
+    return mimic(root, lambda s: s[2].labels.update(Edema="+1"))
+
+
 @case("mimic-duplicate-study", "mimic-cxr",
       error=(LABELS, "row 6 (line 7)", "column 'study_id'", "repeats row 1 (line 2)", "one row per study"))
 def _(root):
@@ -289,6 +310,11 @@ def _(root):
     return ct(root, lambda t: t["valid_labels"][0].update(Emphysema="yes"))
 
 
+@case("ct-label-value-spellings", "ct-rate", same=True)
+def _(root):
+    return with_reference(root, ct(root), lambda tree: respell_labels(tree, {"1": "1.0", "0": "0.00"}))
+
+
 @case("ct-duplicate-volume", "ct-rate",
       error=("train_reports.csv", "row 6 (line 7)", "column 'VolumeName'", "repeats row 3 (line 4)", "once per file"))
 def _(root):
@@ -405,6 +431,19 @@ def _(root):
     return train("mimic-cxr", root / "nowhere")
 
 
+@case("cli-data-is-a-file", "cli", error=("case/F", "is a file, not a data folder", "point --data at the folder"))
+def _(root):
+    root.mkdir(parents=True)
+    (root / "F").write_text("mine")
+    return train("mimic-cxr", root / "F")
+
+
+@case("ct-data-is-a-file", "ct-rate", error=("train_reports.csv", "is a file, not a data folder", "huggingface.co"))
+def _(root):
+    ct(root)
+    return train("ct-rate", root / "data/dataset/radiology_text_reports/train_reports.csv")
+
+
 @case("cli-unknown-model", "cli", error=("unknown model 'gpt-17'", "use one of", "tiny-bert"))
 def _(root):
     return mimic(root, None, "--model", "gpt-17")
@@ -439,6 +478,11 @@ def _(root):
 @case("cli-delta-above-one-over-n", "cli", error=("delta must lie in (0, 1/n)", "got 0.9", "Leave delta unset"))
 def _(root):
     return ct(root, None, "--mode", "dp-lora", "--epsilon", "1", "--delta", "0.9")
+
+
+@case("cli-delta-zero", "cli", error=("argument --delta", "must be a positive finite number", "'0'"))
+def _(root):
+    return mimic(root, None, "--mode", "dp-lora", "--epsilon", "1", "--delta", "0")
 
 
 @case("cli-delta-without-dp", "cli", error=("--delta applies to dp-* modes only", "drop --delta"))
@@ -760,6 +804,24 @@ def _(root):
 @case("profile-name-with-parent", "profile", out=False, error=("bad.yaml: name: '../up' is not a plain name",))
 def _(root):
     return profile(root, "models:", "name: ../up\nmodels:")
+
+
+@case("cli-workers-zero", "cli", out=False, error=("argument --workers", "whole number >= 1", "'0'"))
+def _(root):
+    return ["grid", "--profile", "ci", "--workers", "0"]
+
+
+@case("cli-workers-negative", "cli", out=False, error=("argument --workers", "whole number >= 1", "'-3'"))
+def _(root):
+    return ["book", "--profile", "ci", "--workers", "-3"]
+
+
+@case("data-out-is-a-file", "cli", out=False,
+      error=("cannot write", "NLMCXR_reports.tgz", "case/F is a file, not a folder"))
+def _(root):
+    root.mkdir(parents=True)
+    (root / "F").write_text("mine")
+    return ["data", "openi", "--out", str(root / "F")]
 
 
 # ------------------------------------------------------------------------------------------ the tests

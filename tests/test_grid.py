@@ -69,6 +69,31 @@ def test_the_run_notebook_refuses_a_max_length_the_model_cannot_read_before_any_
     assert not (tmp_path / "cell").exists()
 
 
+def test_a_killed_grids_kernel_socket_folder_goes_when_the_next_kernel_starts(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from radcore.grid.kernel import IpcKernelManager, remove_dead_socket_dirs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = tmp_path / f"radcore-kernel-{dead.pid}-x1y2"  # its grid was killed: no cleanup ran
+    (killed / "ipc-1").parent.mkdir()
+    (killed / "ipc-1").write_text("")
+    live = tmp_path / f"radcore-kernel-{os.getpid()}-a1b2"  # a running grid's
+    live.mkdir()
+    assert remove_dead_socket_dirs(tmp_path) == [killed] and live.is_dir()
+    killed.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    manager = IpcKernelManager()
+    assert not killed.exists() and live.is_dir()
+    assert manager.ip.startswith(str(tmp_path / f"radcore-kernel-{os.getpid()}-"))
+    manager.cleanup_ipc_files()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
+
+
 def test_unknown_profile_names_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match="ci, openi, paper, quick"):
         load_profile("qiuck")

@@ -247,8 +247,10 @@ def fetch_openi(out: str | Path, *, wheel: str | Path | None = None, wheel_sha25
     sha256 and the archive's are both checked before anything is written; a mismatch raises
     :class:`DataError` and writes nothing. An archive already in ``out`` with the right sha256 is kept.
     """
+    from radcore.outputs import check_file_target
+
     out = Path(out)
-    target = out / ARCHIVE
+    target = check_file_target(out / ARCHIVE)  # before any download
     if target.is_file():
         if sha256_of(target) == archive_sha256:
             log.info("Open-i: %s already present and verified", target)

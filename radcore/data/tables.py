@@ -30,6 +30,26 @@ def unix_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+_LABEL_NUMBER = re.compile(r"(-1|0|1)(?:\.0+)?")
+
+
+def label_number(cell: str) -> int | None:
+    """The label value a cell spells: ``1``, ``0`` or ``-1``, written with or without zero decimals (``1``, ``1.0``,
+    ``1.00``), else None (``+1``, ``1e0``, ``2.0``, ``yes``). Each loader says which of the three it allows."""
+    m = _LABEL_NUMBER.fullmatch(cell.strip())
+    return int(m.group(1)) if m else None
+
+
+def data_folder(root: Path, *, hint: str) -> Path:
+    """``root`` as a data folder: a missing path or a file is one error naming it."""
+    if root.is_file():
+        raise DataError("is a file, not a data folder; point --data at the folder holding the dataset", path=root,
+                        hint=hint)
+    if not root.is_dir():
+        raise DataError("data directory does not exist", path=root, hint=hint)
+    return root
+
+
 def rowname(n: int, line: int) -> str:
     """How errors cite a data row."""
     return f"{n} (line {line})"
