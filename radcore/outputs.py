@@ -64,7 +64,7 @@ def check_file_target(path: str | Path) -> Path:
     """``path`` can be written as one file (replacing an old one): it is not a folder, and its folder is writable."""
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"{path} is a folder; name the file to write, e.g. {path / 'evaluation.json'}")
+        raise OutputError(f"{path} is a folder; name the JSON file to write, e.g. {path / 'record.json'}")
     check_writable(path)
     return path
 
@@ -99,9 +99,9 @@ def check_run_target(out: str | Path, config: dict, *, overwrite: bool = False) 
     stale = {Path(name).name for pattern in STALE_PATTERNS for name in glob.glob(pattern, root_dir=out)}
     foreign = [name for name in names if name not in RUN_ENTRIES and name not in stale]
     if foreign:
-        raise OutputError(f"--out {out} holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} that are no "
-                          f"part of a radcore run (e.g. {foreign[0]!r}); --overwrite replaces run folders only",
-                          hint="choose a new or empty --out")
+        what = "entry that is" if len(foreign) == 1 else "entries that are"
+        raise OutputError(f"--out {out} holds {len(foreign)} {what} not part of a radcore run (e.g. "
+                          f"{foreign[0]!r}); --overwrite replaces run folders only", hint="choose a new or empty --out")
     if _recorded_config(out) == json.loads(json.dumps(config)) or overwrite:
         return out
     what = "another run (its results.json records another config)" if RESULTS_FILE in names else \
@@ -116,9 +116,9 @@ def _recorded_config(run_dir: Path):
         return None
 
 
-def staging_name(out: Path, host: str | None = None, pid: int | None = None) -> str:
-    """``.NAME.HOST-PID.partial``: the staging folder of ``out`` for a writer (this process by default)."""
-    return f".{out.name}.{host or socket.gethostname()}-{pid or os.getpid()}.partial"
+def staging_name(out: Path) -> str:
+    """``.NAME.HOST-PID.partial``: this process's staging folder for ``out``."""
+    return f".{out.name}.{socket.gethostname()}-{os.getpid()}.partial"
 
 
 def remove_dead_stagings(out: str | Path) -> list[Path]:
@@ -144,8 +144,8 @@ def staged_folder(out: str | Path, *, replace: bool = False):
     ``replace``: an existing ``out`` is replaced as a whole (renamed aside, then deleted); otherwise ``out`` must
     be absent or an empty folder when the new one moves in (else FileExistsError).
     """
-    out = check_folder_target(out)
-    made = _make_folders(out.absolute().parent)
+    out = Path(os.path.abspath(check_folder_target(out)))  # "." or "run/" has a name and a parent too
+    made = _make_folders(out.parent)
     try:
         remove_dead_stagings(out)
         tmp = out.parent / staging_name(out)

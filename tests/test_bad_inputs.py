@@ -622,7 +622,7 @@ def _(root):
     return ["synth", "--dataset", "mimic-cxr", "--n", "20", "--out", str(read_only(root / "ro") / "corpus")]
 
 
-@case("evaluate-out-is-a-folder", "cli", out=False, error=("case/E is a folder", "name the file to write"))
+@case("evaluate-out-is-a-folder", "cli", out=False, error=("case/E is a folder", "name the JSON file to write"))
 def _(root):
     argv = evaluate(root, finished_run(root))
     (root / "E").mkdir()
@@ -679,7 +679,7 @@ def _(root):
     return evaluate(root, run)
 
 
-@case("label-out-is-a-folder", "cli", out=False, error=("case/E is a folder", "name the file to write"))
+@case("label-out-is-a-folder", "cli", out=False, error=("case/E is a folder", "name the JSON file to write"))
 def _(root):
     (root / "E").mkdir(parents=True)
     return label(root) + ["--out", str(root / "E")]
