@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                        "(safetensors weights only; RADCORE_ALLOW_PICKLE=1 allows a pickled checkpoint you trust)")
     train.add_argument("--mode", choices=MODES, default="lora")
     train.add_argument("--epsilon", type=_positive_float, help="target epsilon (dp-* modes)")
-    train.add_argument("--delta", type=float, help="target delta (default 0.1/n_train)")
+    train.add_argument("--delta", type=_positive_float, help="target delta, in (0, 1/n_train) (default 0.1/n_train)")
     train.add_argument("--epochs", type=_positive_int, default=3)
     train.add_argument("--batch-size", type=_positive_int, help="(expected) batch size (default per mode)")
     train.add_argument("--lr", type=float, help="learning rate (default per mode)")
@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="loader option, e.g. uncertain=positive (repeatable)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--out", required=True, help="run directory: new, empty, or holding this same run")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace an --out that holds another (or an unfinished) run, as a whole")
 
     evaluate = sub.add_parser("evaluate", help="score a saved run on another corpus")
     evaluate.add_argument("--run", required=True, help="run directory holding results.json (weights are read "
@@ -105,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("book", "synthetic corpora, grid, analysis notebooks and the Jupyter Book")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--profile", default="quick", help="ci, quick, paper or a profile YAML file")
-        cmd.add_argument("--workers", type=int, default=1,
+        cmd.add_argument("--workers", type=_positive_int, default=1,
                          help="cells run at once: N > 1 starts a local Dask cluster of N processes (loopback)")
         cmd.add_argument("--scheduler", metavar="ADDRESS",
                          help="run the cells on this Dask cluster (e.g. tcp://10.0.0.5:8786; dask-jobqueue's "
@@ -197,10 +199,15 @@ def _run(args) -> dict:
             physical_batch_size=args.physical_batch_size, precision=args.precision, adapt_layers=args.adapt_layers,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, device=args.device)
-        from radcore.models import model_spec
+        from radcore.models import check_model
 
-        model_spec(config.model)  # an unknown model fails now, not after the corpus has loaded
-        results = train(config, args.out)
+        # an unknown model or a max_length it cannot read fails now, before the destination and the corpus
+        check_model(config.model, max_length=config.max_length, pretrained=config.pretrained)
+        from radcore.outputs import check_run_target, staged_folder
+
+        out = check_run_target(args.out, config.as_dict(), overwrite=args.overwrite)
+        with staged_folder(out, replace=True) as staging:  # built aside, moved into place whole
+            results = train(config, staging)
         test = results["metrics"].get("test")  # absent when the corpus has no test reports
         return {"test": _summary(test) if test else None, "privacy": results["privacy"],
                 "reports_per_s": results["timing"]["reports_per_s"], "out": args.out}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 
 from radcore.classifier import POOLINGS
@@ -58,6 +59,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        check_values(self)
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.is_private and self.epsilon is None:
@@ -79,7 +81,7 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"unknown head_init {self.head_init!r}; choose one of {', '.join(HEAD_INITS)}")
-        if not 0 <= self.lp_ft < 1:
+        if isinstance(self.lp_ft, bool) or not isinstance(self.lp_ft, (int, float)) or not 0 <= self.lp_ft < 1:
             raise ValueError(f"lp_ft is the head phase's share of the budget, in [0, 1); got {self.lp_ft}")
         if self.lp_ft and self.mode not in ("lora", "dp-lora", "full", "dp-full"):
             raise ValueError(f"lp_ft (a head phase before fine-tuning) does not apply to mode {self.mode!r}")
@@ -151,3 +153,34 @@ class TrainConfig:
             lora["target_modules"] = tuple(lora["target_modules"])
         lora["modules_to_save"] = tuple(lora.get("modules_to_save", LoraSettings().modules_to_save))
         return cls(**values, lora=LoraSettings(**lora))
+
+
+WHOLE_FIELDS = ("epochs", "max_length", "physical_batch_size", "seed", "batch_size", "max_train_reports", "lp_epochs")
+POSITIVE_FIELDS = ("learning_rate", "max_grad_norm", "epsilon", "delta")
+OPTIONAL_FIELDS = ("batch_size", "max_train_reports", "learning_rate", "epsilon", "delta")
+
+
+def check_values(config: TrainConfig) -> None:
+    """Types and ranges of the numeric and yes/no fields: profiles set them from YAML, so ``"3"``, ``true`` for a
+    number, ``-1`` or ``.nan`` must fail here, by the field's name, not in the middle of a run."""
+    for name in WHOLE_FIELDS + POSITIVE_FIELDS:
+        value = getattr(config, name)
+        if value is None and name in OPTIONAL_FIELDS:
+            continue
+        whole = name in WHOLE_FIELDS
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
+            raise ValueError(f"{name} must be {'a whole number' if whole else 'a number'}, got {value!r}")
+        if whole and value < (0 if name == "seed" else 1):
+            raise ValueError(f"{name} must be >= {0 if name == 'seed' else 1}, got {value}")
+        if not whole and not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive finite number, got {value}")
+    if config.delta is not None and not config.delta < 1:
+        raise ValueError(f"delta must lie in (0, 1/n) for n training reports, got {config.delta}")
+    for name in ("pretrained", "progress"):
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"{name} must be true or false, got {getattr(config, name)!r}")
+    if str(config.mode).startswith("dp-"):  # only DP runs use an accountant (and importing opacus takes seconds)
+        from radcore.privacy import ACCOUNTANTS
+
+        if config.accountant not in ACCOUNTANTS:
+            raise ValueError(f"unknown accountant {config.accountant!r}; choose one of {', '.join(ACCOUNTANTS)}")

@@ -1,4 +1,4 @@
-"""Errors that name the bad input (file, row, column) and say what to do. They never quote report text."""
+"""Errors that name the bad input (file, row, column) or destination and say what to do. They never quote report text."""
 
 from __future__ import annotations
 
@@ -22,3 +22,10 @@ class DataError(ValueError):
             text += f". {hint}"
         super().__init__(text)
         self.path, self.row, self.column = path, row, column
+
+
+class OutputError(ValueError):
+    """A destination that cannot be written, or writing it would mix two runs."""
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message + (f". {hint}" if hint else ""))

@@ -273,10 +273,12 @@ def evaluate_labeller(*, dataset: str, data_dir: str | Path, labeller: str = "ru
     """
     from radcore.data import load_corpus
     from radcore.metrics import classification_metrics
+    from radcore.outputs import check_file_target
     from radcore.results import write_json_atomic
 
     if labeller not in LABELLERS:
         raise ValueError(f"unknown labeller {labeller!r}; choose one of {', '.join(LABELLERS)}")
+    target = check_file_target(out if out else Path("runs") / "labeller" / labeller / f"{dataset}-{split}.json")
     corpus = load_corpus(dataset, data_dir, **(data_options or {}))
     if tuple(corpus.label_names) != MIMIC_CXR_LABELS:
         raise ValueError(f"the rule labeller gives the 14 CheXpert labels; {dataset} has other labels")
@@ -292,7 +294,6 @@ def evaluate_labeller(*, dataset: str, data_dir: str | Path, labeller: str = "ru
               "metrics": classification_metrics(part.labels, predictions, mask=part.label_mask,
                                                 label_names=part.label_names, seed=seed),
               "label_seconds": seconds}
-    target = Path(out) if out else Path("runs") / "labeller" / labeller / f"{dataset}-{split}.json"
     write_json_atomic(target, record)
     record["out"] = str(target)
     return record

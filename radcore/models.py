@@ -148,6 +148,36 @@ def _read_model_type(path: Path) -> str:
     return json.loads((path / "config.json").read_text()).get("model_type", "bert")
 
 
+MIN_MAX_LENGTH = 8  # [CLS], [SEP] and a few word pieces: any less leaves next to nothing of a report
+
+
+def max_positions(spec: ModelSpec, *, pretrained: bool = True) -> int:
+    """Tokens the model can read: ``max_position_embeddings`` of its weights' config.json, else of its family's
+    config (512 for BERT and ALBERT, as in every registered checkpoint)."""
+    import json
+
+    try:
+        location = weights_location(spec) if pretrained else None
+    except ModuleNotFoundError:  # the offline package is missing: loading the model says so
+        location = None
+    config = Path(location) / "config.json" if location else None
+    if config is not None and config.is_file():
+        value = json.loads(config.read_text()).get("max_position_embeddings")
+        if isinstance(value, int) and value > 0:
+            return value
+    return _random_config(spec).max_position_embeddings
+
+
+def check_model(name: str, *, max_length: int, pretrained: bool = True) -> ModelSpec:
+    """The model's spec, once it is known to exist and to read ``max_length`` tokens; checked before any work."""
+    spec = model_spec(name)
+    limit = max_positions(spec, pretrained=pretrained)
+    if not MIN_MAX_LENGTH <= max_length <= limit:
+        raise ValueError(f"max_length {max_length} is out of range for model {name!r}: use {MIN_MAX_LENGTH} to "
+                         f"{limit} tokens (its position embeddings cover {limit})")
+    return spec
+
+
 def _package_dir(package: str) -> Path:
     found = importlib.util.find_spec(package)
     if found is None or not found.submodule_search_locations:

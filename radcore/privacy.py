@@ -85,9 +85,10 @@ def plan_privacy(*, epsilon: float, n_train: int, batch_size: int, epochs: int, 
         raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}")
     delta = default_delta(n_train) if delta is None else delta
     if not 0 < delta < 1 / n_train:
+        why = ": a larger delta allows leaking a whole record" if delta >= 1 / n_train else ""
         raise ValueError(f"delta must lie in (0, 1/n) = (0, {1 / n_train:.3g}) for n={n_train} training "
-                         f"reports, got {delta}: a larger delta allows leaking a whole record. Leave delta unset "
-                         f"for the default 0.1/n = {default_delta(n_train):.3g}")
+                         f"reports, got {delta}{why}. Leave delta unset for the default 0.1/n = "
+                         f"{default_delta(n_train):.3g}")
     sample_rate, steps = poisson_schedule(n_train=n_train, batch_size=batch_size, epochs=epochs)
     sigma = get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
                                  steps=steps, accountant=accountant, epsilon_tolerance=0.01 * epsilon,

@@ -166,12 +166,23 @@ def remove_stale(folder: str | Path) -> list[Path]:
     return gone
 
 
-def read_results(run_dir: str | Path) -> dict:
-    """The results of a finished run; a clear error if the run never finished."""
+def read_results(run_dir: str | Path, *, needs: tuple[str, ...] = ()) -> dict:
+    """The results of a finished run, holding the blocks ``needs``; a clear error naming the file if the run never
+    finished or its file is damaged."""
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {RESULTS_FILE} in {run_dir}: the run did not finish or the path is wrong")
-    return json.loads(path.read_text())
+    try:
+        results = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        where = f" (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
+        raise ValueError(f"{path} is not valid JSON{where}: it is cut off or damaged; train the run again "
+                         f"(radcore train ... --overwrite)") from None
+    missing = [key for key in needs if not isinstance(results, dict) or not isinstance(results.get(key), dict)]
+    if missing:
+        raise ValueError(f"{path} lacks the {', '.join(missing)} block(s) of a radcore run; train the run again "
+                         f"(radcore train ... --overwrite)")
+    return results
 
 
 def library_versions() -> dict[str, str]:

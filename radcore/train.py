@@ -23,7 +23,7 @@ from radcore.dp import composed_record
 from radcore.errors import DataError
 from radcore.evaluate import predict, score
 from radcore.fit import build_model, copy_head, fit
-from radcore.models import count_parameters, load_tokenizer, loaded_checkpoint_format
+from radcore.models import check_model, count_parameters, load_tokenizer, loaded_checkpoint_format
 from radcore.prefix_cache import prefix_features
 from radcore.results import (PREDICTIONS_FILE, RESULTS_FILE, library_versions, savez_atomic, write_dir_atomic,
                              write_json_atomic)
@@ -107,9 +107,14 @@ def _save_weights(model, config: TrainConfig, run_dir: Path) -> str:
 
 
 def train(config: TrainConfig, out_dir: str | Path) -> dict:
-    """Run one cell end to end and return what was written to ``out_dir/results.json``."""
+    """Run one cell end to end and return what was written to ``out_dir/results.json``.
+
+    Files are written in place, each atomically, over those of an earlier attempt of the same cell (the grid's
+    resume); a run started by hand goes through :func:`radcore.outputs.check_run_target` and
+    :func:`~radcore.outputs.staged_folder` instead, so its folder never mixes two runs (``radcore train``).
+    """
     run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_model(config.model, max_length=config.max_length, pretrained=config.pretrained)  # before any work
     set_seed(config.seed)
     device = resolve_device(config.device)
     corpus = load_corpus(config.dataset, config.data_dir, **config.data_options)
@@ -127,6 +132,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     else:
         model, probabilities, privacy, timing, info = _fit_neural(config, corpus, rows, device)
     metrics = {split: score(corpus.take(rows[split]), p, seed=config.seed) for split, p in probabilities.items()}
+    run_dir.mkdir(parents=True, exist_ok=True)  # only now: a run that fails earlier leaves no empty folder
     weights = _save_weights(model, config, run_dir)
     test = corpus.take(rows["test"])
     savez_atomic(run_dir / PREDICTIONS_FILE, ids=np.array(test.ids), probabilities=probabilities["test"],

@@ -57,6 +57,23 @@ def test_full_fine_tuning_saves_the_whole_model_and_evaluate_reloads_it(syntheti
     assert printed["test"]["auroc_macro"] == pytest.approx(read_results(run)["metrics"]["test"]["auroc_macro"])
 
 
+def test_a_run_folder_holds_one_run_and_overwrite_replaces_it_whole(synthetic_dirs, tmp_path, capsys):
+    run = _train(synthetic_dirs, tmp_path, "ct-rate", "--mode", "full", name="R")
+    argv = ["train", "--dataset", "ct-rate", "--data", str(synthetic_dirs["ct-rate"]), *TINY, "--mode", "lora",
+            "--out", str(run)]
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "already holds another run" in capsys.readouterr().err
+    assert (run / "model").is_dir() and read_results(run)["config"]["mode"] == "full"  # untouched
+    assert main(argv + ["--overwrite"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["adapter", "predictions.npz", "results.json"]  # no stale model/
+    assert read_results(run)["config"]["mode"] == "lora"
+    (run / "evaluations").mkdir()
+    assert main(argv) == 0  # the same run again needs no --overwrite, and replaces its folder too
+    assert not (run / "evaluations").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["R"]  # no staging folder left beside it
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--model", "gpt-17"], "unknown model 'gpt-17'"),
     (["--mode", "dp-lora"], "needs a target epsilon"),

@@ -1,7 +1,6 @@
 """Grid profiles and the papermill runner: validation before anything runs, resuming, failures kept apart."""
 
 import json
-import shutil
 
 import nbformat
 import pytest
@@ -60,6 +59,40 @@ def test_a_datasets_own_train_knobs_override_the_profiles_for_its_cells_only():
     assert {c.dataset.name: c.parameters()["max_length"] for c in cells} == {"mimic-cxr": 128, "ct-rate": 96}
 
 
+def test_the_run_notebook_refuses_a_max_length_the_model_cannot_read_before_any_work(tmp_path):
+    from radcore.grid.profile import run_cell
+
+    params = load_profile("ci").cells()[0].parameters() | {"max_length": 100000, "out_dir": str(tmp_path / "cell")}
+    with pytest.raises(ValueError, match="max_length 100000 is out of range .* 8 to 512"):
+        run_cell(**params)
+    assert not (tmp_path / "cell").exists()
+
+
+def test_a_killed_grids_kernel_socket_folder_goes_when_the_next_kernel_starts(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from radcore.grid.kernel import IpcKernelManager, remove_dead_socket_dirs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = tmp_path / f"radcore-kernel-{dead.pid}-x1y2"  # its grid was killed: no cleanup ran
+    (killed / "ipc-1").parent.mkdir()
+    (killed / "ipc-1").write_text("")
+    live = tmp_path / f"radcore-kernel-{os.getpid()}-a1b2"  # a running grid's
+    live.mkdir()
+    assert remove_dead_socket_dirs(tmp_path) == [killed] and live.is_dir()
+    killed.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    manager = IpcKernelManager()
+    assert not killed.exists() and live.is_dir()
+    assert manager.ip.startswith(str(tmp_path / f"radcore-kernel-{os.getpid()}-"))
+    manager.cleanup_ipc_files()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
+
+
 def test_unknown_profile_names_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match="ci, openi, paper, quick"):
         load_profile("qiuck")
@@ -87,7 +120,7 @@ TINY = """
 name: tiny
 datasets:
   mimic-cxr: {data: data/synthetic/tiny/mimic-cxr, synthetic: {n: 200, seed: 0}}
-models: [tiny-bert, no-such-model]
+models: [tiny-bert, weightless-bert]
 settings:
   - {mode: dp-lora, epsilons: [1]}
   - {mode: lora}
@@ -98,9 +131,12 @@ train: {epochs: 1, max_length: 32, pretrained: false, batch_size: 32}
 
 @pytest.fixture(scope="module")
 def tiny_grid(tmp_path_factory):
-    """A 4-cell grid run once in a scratch directory: the two no-such-model cells fail."""
+    """A 4-cell grid run once in a scratch directory: the two cells of a model folder without weights or tokenizer
+    fail when they run (an unknown model name would be refused before anything runs)."""
     root = tmp_path_factory.mktemp("grid")
     (root / "tiny.yaml").write_text(TINY)
+    (root / "weightless-bert").mkdir()
+    (root / "weightless-bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         profile = load_profile(root / "tiny.yaml")
@@ -126,8 +162,8 @@ def test_grid_runs_cells_into_results_and_book_notebooks(tiny_grid):
 def test_a_failed_cell_is_reported_kept_out_of_the_book_and_its_notebook_kept(tiny_grid):
     root, profile, report = tiny_grid
     assert not report.ok and "exit" not in report.summary()
-    assert set(report.failed) == {"mimic-cxr/no-such-model/dp-lora-eps1/seed0", "mimic-cxr/no-such-model/lora/seed0"}
-    assert all("no-such-model" in error for error in report.failed.values())
+    assert set(report.failed) == {"mimic-cxr/weightless-bert/dp-lora-eps1/seed0", "mimic-cxr/weightless-bert/lora/seed0"}
+    assert all("weightless-bert" in error for error in report.failed.values())
     for cell in profile.cells()[2:]:
         assert not (root / cell.notebook).exists()
         assert (root / cell.run_dir / "failed.ipynb").is_file()

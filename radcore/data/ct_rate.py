@@ -17,7 +17,7 @@ import numpy as np
 
 from radcore.corpus import Corpus, carve_validation
 from radcore.data.sections import normalise
-from radcore.data.tables import check_choice, read_rows, token
+from radcore.data.tables import check_choice, data_folder, label_number, read_rows, token
 from radcore.errors import DataError
 from radcore.labels import CT_RATE_LABELS
 
@@ -29,7 +29,6 @@ SECTIONS = {"impression_findings": ("Impressions_EN", "Findings_EN"),
             "impressions": ("Impressions_EN",),
             "all": ("ClinicalInformation_EN", "Technique_EN", "Findings_EN", "Impressions_EN")}
 MISSING = frozenset({"", "not given.", "not given", "nan"})
-_VALUES = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0}
 _VOLUME = re.compile(r"(train|valid)_(\d+)_([A-Za-z]+)_(\d+)\.nii\.gz")
 # (split file prefix, our split, report file names, label file names); valid_ and validation_ both accepted
 FILES = (("train", "train", ("train_reports.csv",), ("train_predicted_labels.csv",)),
@@ -99,8 +98,7 @@ def load_ct_rate(data_dir: str | Path, options: CtRateOptions = CtRateOptions())
 
 
 def _dataset_dir(root: Path) -> Path:
-    if not root.is_dir():
-        raise DataError("data directory does not exist", path=root, hint=HINT)
+    data_folder(root, hint=HINT)
     for base in (root / "dataset", root):
         if (base / "radiology_text_reports").is_dir() or (base / "multi_abnormality_labels").is_dir():
             return base
@@ -164,9 +162,10 @@ def _read_labels(path: Path, prefix: str, skipped) -> dict[tuple, tuple[float, .
             key, recon = _volume(cells["VolumeName"], prefix, path, row)
             values = []
             for name in CT_RATE_LABELS:
-                value = _VALUES.get(cells[name].strip())
-                if value is None:
-                    raise DataError(f"label value {token(cells[name])} is not 0 or 1", path=path, row=row, column=name)
-                values.append(value)
+                value = label_number(cells[name])
+                if value not in (0, 1):
+                    raise DataError(f"label value {token(cells[name])} is not 0 or 1", path=path, row=row, column=name,
+                                    hint="values may also be written 0.0, 1.0 or with more zeros")
+                values.append(float(value))
             yield cells["VolumeName"].strip(), key, recon, row, tuple(values)
     return _merge(rows(), path, skipped, conflict="reconstruction_label_conflict")

@@ -3,7 +3,8 @@
 On PhysioNet the reports (``mimic-cxr/2.0.0``: ``files/p10/p10000032/s50414267.txt`` or
 ``mimic-cxr-reports.zip``) and the CSVs (``mimic-cxr-jpg/2.0.0``) sit in different folders: each is
 found by exact name up to five folders below ``data_dir`` (report trees are never walked).
-One corpus entry per study: id ``s<study_id>``, patient ``p<subject_id>``, ordered by study id.
+One corpus entry per study: id ``s<study_id>``, patient ``p<subject_id>``, ordered by study id. Reports with
+Windows line endings read exactly as with Unix ones.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy as np
 
 from radcore.corpus import SPLITS, Corpus
 from radcore.data.sections import SECTION_CHOICES, extract, last_paragraph, normalise
-from radcore.data.tables import SEARCH_DEPTH, check_choice, find_named, read_rows, token
+from radcore.data.tables import (SEARCH_DEPTH, check_choice, data_folder, find_named, label_number, read_rows, token,
+                                 unix_newlines)
 from radcore.errors import DataError
 from radcore.labels import MIMIC_CXR_LABELS
 
@@ -32,7 +34,6 @@ JPG_HINT = "it ships with MIMIC-CXR-JPG 2.0.0 on PhysioNet (https://physionet.or
 REPORTS_HINT = ("download mimic-cxr-reports.zip (or the files/ tree) of MIMIC-CXR 2.0.0 from PhysioNet "
                 "(https://physionet.org/content/mimic-cxr/2.0.0/)")
 SAME_RELEASE = "reports, labels and split must come from the same MIMIC-CXR release; re-download the mismatched file"
-_VALUES = {"1.0": 1.0, "0.0": 0.0, "-1.0": -1.0, "": 0.0, "1": 1.0, "0": 0.0, "-1": -1.0}
 _ID = re.compile(r"(\d+)(?:\.0+)?")
 _MEMBER = re.compile(r"(?:^|/)p\d\d/p(\d+)/s(\d+)\.txt")
 SKIPS = ("report_without_labels", "labels_without_report", "study_without_split", "no_sections",
@@ -71,9 +72,7 @@ class MimicOptions:
 
 def load_mimic_cxr(data_dir: str | Path, options: MimicOptions = MimicOptions()) -> Corpus:
     """Load MIMIC-CXR under ``data_dir`` as a :class:`Corpus` (see :class:`MimicOptions`)."""
-    root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise DataError("data directory does not exist", path=root, hint=REPORTS_HINT)
+    root = data_folder(Path(data_dir).expanduser(), hint=REPORTS_HINT)
     label_name = LABEL_FILES[options.label_source]
     names = [label_name + ".gz", label_name, SPLIT_FILE + ".gz", SPLIT_FILE, REPORTS_ZIP]
     found, trees = find_named(root, names)
@@ -181,7 +180,7 @@ def _add(found, study, subject, where, source):
 
 def _decode(data: bytes, where) -> str:
     try:
-        return data.decode("utf-8").lstrip("\ufeff")
+        return unix_newlines(data.decode("utf-8").lstrip("\ufeff"))
     except UnicodeDecodeError:
         raise DataError("report file is not valid UTF-8", path=where,
                         hint="re-download or re-extract the reports") from None
@@ -215,7 +214,7 @@ def _id(cell: str, path, row, column) -> int:
 
 
 def _read_labels(path: Path) -> dict[int, tuple[int, str, list[float]]]:
-    """``{study_id: (subject_id, row, [14 values in {1, 0, -1}])}``; blank -> 0."""
+    """``{study_id: (subject_id, row, [14 values in {1, 0, -1}])}``; blank -> 0; ``1``, ``1.0`` and ``1.00`` alike."""
     out = {}
     for row, cells in read_rows(path, required=("subject_id", "study_id") + MIMIC_CXR_LABELS):
         study = _id(cells["study_id"], path, row, "study_id")
@@ -225,11 +224,11 @@ def _read_labels(path: Path) -> dict[int, tuple[int, str, list[float]]]:
         values = []
         for name in MIMIC_CXR_LABELS:
             cell = cells[name].strip()
-            value = _VALUES.get(cell)
+            value = 0 if not cell else label_number(cell)
             if value is None:
                 raise DataError(f"label value {token(cell)} is not 1.0, 0.0, -1.0 or blank", path=path, row=row,
-                                column=name)
-            values.append(value)
+                                column=name, hint="values may also be written 1, 0, -1 or with more zeros (1.00)")
+            values.append(float(value))
         out[study] = (_id(cells["subject_id"], path, row, "subject_id"), row, values)
     return out
 

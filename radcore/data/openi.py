@@ -11,8 +11,8 @@ redistributed by radcore: not in git, not in the book, and no report text in a l
 ``load_openi(dir)`` reads ``NLMCXR_reports.tgz`` found by name up to five folders below ``dir`` (or ``dir``
 itself when it is the archive), else an extracted ``ecgen-radiology/`` folder of XML files.
 
-* Text: FINDINGS then IMPRESSION (``sections``), whitespace collapsed; Open-i's de-identified spans
-  ``XXXX`` are kept as they are.
+* Text: FINDINGS then IMPRESSION (``sections``), whitespace collapsed (XML parsing reads ``\\r\\n`` as ``\\n``,
+  so line endings never matter); Open-i's de-identified spans ``XXXX`` are kept as they are.
 * Dropped and counted: reports tagged ``No Indexing`` (``no_indexing``: nobody indexed them, so they carry
   no labels) and reports whose chosen sections hold no text (``no_text``); a report is counted once, under
   the first reason that applies.
@@ -247,8 +247,10 @@ def fetch_openi(out: str | Path, *, wheel: str | Path | None = None, wheel_sha25
     sha256 and the archive's are both checked before anything is written; a mismatch raises
     :class:`DataError` and writes nothing. An archive already in ``out`` with the right sha256 is kept.
     """
+    from radcore.outputs import check_file_target
+
     out = Path(out)
-    target = out / ARCHIVE
+    target = check_file_target(out / ARCHIVE)  # before any download
     if target.is_file():
         if sha256_of(target) == archive_sha256:
             log.info("Open-i: %s already present and verified", target)

@@ -26,8 +26,9 @@ Splits are by patient: MIMIC-CXR about 80/10/10 train/validate/test here (the re
 Only ``numpy.random.default_rng(seed)`` draws, so files are byte-identical for one (dataset, n, seed)
 (gzip headers carry no time stamp). A corpus is built in a hidden sibling folder
 (``.NAME.HOST-PID.partial``), flushed to disk and renamed into place at the end, so ``out`` is the whole
-corpus or absent, even after a crash; ``SYNTHETIC.json`` marks it. A staging folder left by a writer that
-was killed is removed by the next write on the same host. :func:`corpus_files` returns the same files in memory.
+corpus or absent, even after a crash (:func:`radcore.outputs.staged_folder`); ``SYNTHETIC.json`` marks it. A
+staging folder left by a writer that was killed is removed by the next write on the same host.
+:func:`corpus_files` returns the same files in memory.
 
 MIMIC-CXR reports are laid out like the real ``.txt`` files (centred title, one-space-indented upper-case
 headers, 78-column wrap, ``___`` for de-identified spans): about 80% have FINDINGS and IMPRESSION, 10%
@@ -39,15 +40,11 @@ CT-RATE findings are one paragraph ordered by anatomy; a missing section is the 
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
 import io
 import json
 import os
-import shutil
-import socket
 import string
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +52,7 @@ import numpy as np
 from radcore.data import synth_findings as T
 from radcore.data.synth_findings import ABSENT, LABEL_NOISE, NEG, POS, UNC
 from radcore.labels import CT_RATE_LABELS, MIMIC_CXR_LABELS, labels_for
+from radcore.outputs import check_folder_target, refuse_nonempty, staged_folder
 
 GENERATOR_VERSION = "1"
 MARKER = "SYNTHETIC.json"
@@ -74,10 +72,9 @@ def write_corpus(dataset: str, *, n: int, seed: int, out: str | Path) -> Path:
     not exist or be empty; nothing is left behind if writing fails. Returns ``out``.
     """
     _check_args(dataset, n, seed)
-    out = Path(out)
-    _refuse_nonempty(out)
-    remove_dead_stagings(out)
-    with _staging(out) as tmp:
+    out = check_folder_target(out)
+    refuse_nonempty(out)
+    with staged_folder(out) as tmp:
         _produce(dataset, n, seed, _DiskSink(tmp))
     return out
 
@@ -88,14 +85,6 @@ def corpus_files(dataset: str, *, n: int, seed: int) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     _produce(dataset, n, seed, files.__setitem__)
     return files
-
-
-def remove_dead_stagings(out: str | Path) -> list[Path]:
-    """Delete the staging folders of ``out`` that writers killed on this host left; returns them."""
-    stale = _dead_stagings(Path(out))
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return stale
 
 
 def is_synthetic(path: str | Path) -> bool:
@@ -133,62 +122,6 @@ def _check_int(name: str, value, low: int, high: int) -> None:
     """Raise ValueError unless ``value`` is an int in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer from {low:,} to {high:,}, got {value!r}")
-
-
-def _refuse_nonempty(out: Path) -> None:
-    """Raise FileExistsError when ``out`` exists and is not an empty folder."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} already exists and is not empty; remove it or choose another folder")
-
-
-def _staging_name(out: Path, host: str, pid: int) -> str:
-    return f".{out.name}.{host}-{pid}.partial"
-
-
-def _dead_stagings(out: Path) -> list[Path]:
-    """Staging folders of ``out`` whose writer, on this host, is gone (killed before it could clean up).
-
-    A live writer's folder (another process writing the same corpus now) and other hosts' are left alone.
-    """
-    host, found = socket.gethostname(), []
-    prefix, suffix = f".{out.name}.", ".partial"
-    for path in out.parent.glob(f"{glob.escape(prefix)}*{suffix}") if out.parent.is_dir() else ():
-        who, _, pid = path.name[len(prefix):-len(suffix)].rpartition("-")
-        if who == host and pid.isdigit() and not _alive(int(pid)):
-            found.append(path)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextmanager
-def _staging(out: Path):
-    """Yield a fresh hidden sibling folder; flush it and move it to ``out`` on success, delete it on failure."""
-    from radcore.results import fsync_dir, sync_filesystem
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / _staging_name(out, socket.gethostname(), os.getpid())
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        sync_filesystem(tmp)
-        _refuse_nonempty(out)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class _DiskSink:

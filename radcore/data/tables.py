@@ -1,4 +1,4 @@
-"""CSV reading and file finding shared by the real-format loaders.
+"""CSV reading, line endings and file finding shared by the real-format loaders.
 
 Every failure becomes a :class:`~radcore.errors.DataError` that names the file, the row as
 ``"N (line M)"`` (N counts data rows from 1, M is the physical line where the row starts, header = line 1)
@@ -24,6 +24,32 @@ SEARCH_DEPTH = 5  # folders below data_dir searched for named files (physionet.o
 _TREE_DIR = re.compile(r"p\d+")  # MIMIC patient/group folders: never walked into (227k files)
 
 
+def unix_newlines(text: str) -> str:
+    """``\\r\\n`` and lone ``\\r`` line endings as ``\\n``: a corpus saved on Windows (or an old Mac) reads the
+    same as its original, so paragraph and section rules never see a ``\\r``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_LABEL_NUMBER = re.compile(r"(-1|0|1)(?:\.0+)?")
+
+
+def label_number(cell: str) -> int | None:
+    """The label value a cell spells: ``1``, ``0`` or ``-1``, written with or without zero decimals (``1``, ``1.0``,
+    ``1.00``), else None (``+1``, ``1e0``, ``2.0``, ``yes``). Each loader says which of the three it allows."""
+    m = _LABEL_NUMBER.fullmatch(cell.strip())
+    return int(m.group(1)) if m else None
+
+
+def data_folder(root: Path, *, hint: str) -> Path:
+    """``root`` as a data folder: a missing path or a file is one error naming it."""
+    if root.is_file():
+        raise DataError("is a file, not a data folder; point --data at the folder holding the dataset", path=root,
+                        hint=hint)
+    if not root.is_dir():
+        raise DataError("data directory does not exist", path=root, hint=hint)
+    return root
+
+
 def rowname(n: int, line: int) -> str:
     """How errors cite a data row."""
     return f"{n} (line {line})"
@@ -32,7 +58,8 @@ def rowname(n: int, line: int) -> str:
 def read_rows(path: Path, *, required: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield ``(row_name, {column: cell})`` for the ``required`` columns of a ``.csv`` or ``.csv.gz`` file.
 
-    Columns are matched by name (any order, extra columns ignored); blank lines are skipped.
+    Columns are matched by name (any order, extra columns ignored); blank lines are skipped; rows may end in
+    ``\\n`` or ``\\r\\n``, and line breaks inside quoted cells come out as ``\\n`` (:func:`unix_newlines`).
     """
     path = Path(path)
     try:
@@ -79,7 +106,7 @@ def _rows(reader, path: Path, required: Sequence[str]):
             raise DataError(f"has {len(cells)} fields, the header has {len(header)}", path=path,
                             row=rowname(n, line), hint="a cell holding a comma, quote or line break must be quoted; "
                             "re-download or re-export the file")
-        yield rowname(n, line), {name: cells[i] for name, i in index.items()}
+        yield rowname(n, line), {name: unix_newlines(cells[i]) for name, i in index.items()}
 
 
 def _first_undecodable_line(path: Path) -> int | None:

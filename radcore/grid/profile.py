@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from radcore.grid.checks import check_cells, check_shape
 from radcore.labels import DATASETS
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -185,9 +186,11 @@ def _check_knobs(knobs: dict | None, *, where: str) -> None:
 
 
 def parse_profile(raw: dict, *, source: str) -> Profile:
-    """A :class:`Profile` from a parsed YAML mapping; errors name ``source`` and the bad key."""
+    """A :class:`Profile` from a parsed YAML mapping, checked whole (:mod:`radcore.grid.checks`); errors name
+    ``source`` and the bad key."""
     from radcore.config import MODES
 
+    check_shape(raw, source=source)
     known = {f.name for f in dataclasses.fields(Profile)} - {"source"}
     unknown = set(raw) - known
     if unknown:
@@ -219,6 +222,7 @@ def parse_profile(raw: dict, *, source: str) -> Profile:
     for what in ("datasets", "models", "settings", "seeds"):
         if not getattr(profile, what):
             raise ValueError(f"{source}: the profile lists no {what}")
+    check_cells(profile)
     return profile
 
 
@@ -231,4 +235,21 @@ def load_profile(name_or_path: str | Path) -> Profile:
         shipped = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
         raise FileNotFoundError(f"no profile {str(name_or_path)!r}: use one of {', '.join(shipped)} "
                                 f"or the path of a YAML file")
-    return parse_profile(yaml.safe_load(path.read_text()) or {}, source=str(path))
+    return parse_profile(_read_yaml(path), source=str(path))
+
+
+def _read_yaml(path: Path):
+    """The parsed YAML of ``path``; a file that is not UTF-8 or not YAML is one error naming it and the line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}: not valid UTF-8 (line {line}); save it as UTF-8") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+    return {} if raw is None else raw

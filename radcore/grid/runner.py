@@ -84,12 +84,8 @@ def ensure_corpora(profile: Profile) -> None:
     A corpus appears whole or not at all (:func:`radcore.data.synth.write_corpus` builds it aside and renames
     it); what a killed writer left is removed, and a corpus another runner wrote meanwhile is accepted.
     """
-    from radcore.data.synth import (
-        MARKER,
-        is_synthetic,
-        remove_dead_stagings,
-        write_corpus,
-    )
+    from radcore.data.synth import MARKER, is_synthetic, write_corpus
+    from radcore.outputs import remove_dead_stagings
 
     for spec in profile.datasets:
         path = Path(spec.data_dir)
