@@ -112,25 +112,16 @@ class TrainConfig:
             return None
         return 0 if self.mode in HEAD_MODES else self.adapt_layers
 
-    def head_phase(self, n_train: int) -> "TrainConfig":
-        """LP-FT's first phase: the head alone on the frozen encoder's pooled features, with ``lp_ft`` of the
-        budget (epsilon and delta); :meth:`tuning_phase` gets the rest, so the two compose to the target."""
+    def head_phase(self) -> "TrainConfig":
+        """LP-FT's first phase: the head alone on the frozen encoder's pooled features (head modes' batch and
+        learning rate, ``lp_epochs``); :func:`radcore.privacy.plan_phases` gives it ``lp_ft`` of the budget."""
         mode = "dp-head" if self.is_private else "head"
         return dataclasses.replace(self, mode=mode, adapt_layers="all", epochs=self.lp_epochs, batch_size=None,
-                                   learning_rate=None, physical_batch_size=DEFAULT_BATCH_SIZE[mode], lp_ft=0.0,
-                                   **self._budget_share(self.lp_ft, n_train))
+                                   learning_rate=None, physical_batch_size=DEFAULT_BATCH_SIZE[mode], lp_ft=0.0)
 
-    def tuning_phase(self, n_train: int) -> "TrainConfig":
-        """LP-FT's second phase: this run's mode with the rest of the budget."""
-        return dataclasses.replace(self, lp_ft=0.0, **self._budget_share(1 - self.lp_ft, n_train))
-
-    def _budget_share(self, share: float, n_train: int) -> dict:
-        from radcore.privacy import default_delta
-
-        if not self.is_private:
-            return {}
-        delta = self.delta if self.delta is not None else default_delta(n_train)
-        return {"epsilon": self.epsilon * share, "delta": delta * share}
+    def tuning_phase(self) -> "TrainConfig":
+        """LP-FT's second phase: this run's mode, from the head the first phase trained."""
+        return dataclasses.replace(self, lp_ft=0.0)
 
     @property
     def lr(self) -> float:

@@ -49,22 +49,18 @@ def privacy_record(plan: PrivacyPlan, *, steps: int, n_train: int) -> dict:
 
 
 def composed_record(phases: list[dict], *, epsilon_target: float) -> dict:
-    """The privacy block of a run trained in phases on the same data (LP-FT: head, then fine-tuning), each
-    with its own plan: the phases compose. Two valid bounds are computed and the smaller recorded: basic
-    composition (epsilons and deltas add) and the accountant's composition of every phase at the summed delta."""
-    delta = sum(p["delta"] for p in phases)
-    basic = sum(p["epsilon_spent"] for p in phases)
-    accountant = phases[0]["accountant"]
+    """The privacy block of a run trained in phases on the same data (LP-FT: head, then fine-tuning), planned
+    together by :func:`radcore.privacy.plan_phases`: the accountant composes every phase's steps at the run's
+    delta, and the run fails if that exceeds the target."""
+    delta, accountant = phases[0]["delta"], phases[0]["accountant"]
     history = [(p["noise_multiplier"], p["sample_rate"], p["steps"]) for p in phases]
-    accounted = composed_epsilon(history, delta=delta, accountant=accountant)
-    spent = min(basic, accounted)
-    if spent > epsilon_target * (1 + 1e-9):
+    spent = composed_epsilon(history, delta=delta, accountant=accountant)
+    if spent > epsilon_target:
         raise PrivacyBudgetError(f"composed epsilon {spent:.4g} exceeds the target {epsilon_target}")
     last = phases[-1]
-    return {"epsilon_target": epsilon_target, "delta": delta, "epsilon_spent": spent,
-            "epsilon_basic_composition": basic, "epsilon_accountant_composition": accounted,
-            "composition": "LP-FT: head phase, then fine-tuning, on the same training reports",
-            "accountant": accountant, "noise_multiplier": last["noise_multiplier"], "sample_rate": last["sample_rate"],
-            "steps": sum(p["steps"] for p in phases), "steps_planned": sum(p["steps_planned"] for p in phases),
-            "max_grad_norm": last["max_grad_norm"], "sampling": "poisson", "clipping": last["clipping"],
-            "grad_sample_mode": last["grad_sample_mode"], "n_train": last["n_train"], "phases": phases}
+    return {**{k: last[k] for k in ("noise_multiplier", "sample_rate", "max_grad_norm", "sampling", "clipping",
+                                    "grad_sample_mode", "n_train")},
+            "epsilon_target": epsilon_target, "delta": delta, "epsilon_spent": spent, "accountant": accountant,
+            "epsilon_planned": last["epsilon_planned"], "composition": "LP-FT: head phase, then fine-tuning, on "
+            "the same training reports; the accountant composes both", "steps": sum(p["steps"] for p in phases),
+            "steps_planned": sum(p["steps_planned"] for p in phases), "phases": phases}

@@ -14,7 +14,7 @@ from radcore.config import TrainConfig
 from radcore.device import autocast, resolve_precision
 from radcore.dp import check_step_budget, make_private, privacy_record
 from radcore.models import load_classifier, model_spec, wrap_lora
-from radcore.privacy import plan_privacy
+from radcore.privacy import PrivacyPlan, plan_privacy
 
 # Opacus' hooks on a frozen encoder trigger this notice on every backward pass; it is expected.
 warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -89,9 +89,9 @@ def step(model, optimizer, batch, device: torch.device, *, fields: tuple[str, ..
     return total / max(n, 1)
 
 
-def fit(config: TrainConfig, model, data: Encoded, device: torch.device):
+def fit(config: TrainConfig, model, data: Encoded, device: torch.device, *, plan: PrivacyPlan | None = None):
     """Train ``model`` (from :func:`build_model`) on ``data``; returns (trained model, privacy block or None,
-    timing block)."""
+    timing block). A DP run calibrates its own plan unless given one (a phase of :func:`radcore.privacy.plan_phases`)."""
     # Under DP, Opacus replaces this loader's order by Poisson sampling of the same dataset.
     loader = length_grouped_loader(data, config.batch, seed=config.seed)
     precision = resolve_precision(config.precision, device)
@@ -102,11 +102,11 @@ def fit(config: TrainConfig, model, data: Encoded, device: torch.device):
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9)
     else:
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    plan = None
-    if config.is_private:
+    if config.is_private and plan is None:
         plan = plan_privacy(epsilon=config.epsilon, delta=config.delta, n_train=len(data),
                             batch_size=config.batch, epochs=config.epochs,
                             max_grad_norm=config.max_grad_norm, accountant=config.accountant)
+    if plan is not None:
         model, optimizer, loader, _engine = make_private(model, optimizer, loader, plan, config.seed)
     total_steps = config.epochs * len(loader)
     steps = seen = 0

@@ -25,6 +25,7 @@ from radcore.evaluate import predict, score
 from radcore.fit import build_model, copy_head, fit
 from radcore.models import check_model, count_parameters, load_tokenizer, loaded_checkpoint_format
 from radcore.prefix_cache import prefix_features
+from radcore.privacy import plan_phases
 from radcore.results import (PREDICTIONS_FILE, RESULTS_FILE, library_versions, savez_atomic, write_dir_atomic,
                              write_json_atomic)
 from radcore.tfidf import TfidfClassifier
@@ -70,19 +71,21 @@ def _fit_neural(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray]
     if model.feature_kind is not None:  # the frozen prefix runs once per corpus, not once per step
         data, record = prefix_features(model, tokens, precision=precision, device=device, progress=config.progress)
         caches.append(record)
-    phases, tuning = [], config
+    plans, tuning = [None, None], config
     if config.lp_ft:  # LP-FT: the head alone first, on the pooled features, with its share of the budget
-        n_train = len(rows["train"])
-        head_config, tuning = config.head_phase(n_train), config.tuning_phase(n_train)
+        head_config, tuning = config.head_phase(), config.tuning_phase()
+        if config.is_private:
+            plans = plan_phases(epsilon=config.epsilon, delta=config.delta, n_train=len(rows["train"]),
+                                phases=[(head_config.batch, head_config.epochs, config.lp_ft),
+                                        (config.batch, config.epochs, 1 - config.lp_ft)],
+                                max_grad_norm=config.max_grad_norm, accountant=config.accountant)
         head, _ = build_model(head_config, len(corpus.label_names), device)
         pooled, record = prefix_features(head, tokens, precision=precision, device=device, progress=config.progress)
         caches.append(record)
-        head, head_privacy, head_timing = fit(head_config, head, pooled.take(rows["train"]), device)
+        head, head_privacy, head_timing = fit(head_config, head, pooled.take(rows["train"]), device, plan=plans[0])
         copy_head(head, model)
-        phases.append((head_privacy, head_timing))
-    model, privacy, timing = fit(tuning, model, data.take(rows["train"]), device)
-    if phases:
-        (head_privacy, head_timing), = phases
+    model, privacy, timing = fit(tuning, model, data.take(rows["train"]), device, plan=plans[1])
+    if config.lp_ft:
         if privacy is not None:
             privacy = composed_record([head_privacy, privacy], epsilon_target=config.epsilon)
         timing = {**timing, "head_phase": head_timing,
