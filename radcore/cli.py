@@ -74,7 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, help="(expected) batch size (default per mode)")
     train.add_argument("--lr", type=float, help="learning rate (default per mode)")
     train.add_argument("--max-length", type=_positive_int, default=128)
-    train.add_argument("--max-grad-norm", type=float, default=1.0)
+    train.add_argument("--max-grad-norm", type=float, default=0.1, help="per-sample clipping norm (DP; default 0.1)")
+    train.add_argument("--lp-ft", type=float, help="LP-FT: share of the budget for a head phase first (default 0.5 "
+                       "for dp-lora and dp-full, else 0)")
+    train.add_argument("--lp-epochs", type=_positive_int, default=20, help="epochs of the LP-FT head phase")
+    train.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    train.add_argument("--head-init", choices=("random", "zero"), default="random")
     train.add_argument("--physical-batch-size", type=int, default=32,
                        help="reports per forward/backward; a larger (DP) batch is split into length-sorted chunks")
     train.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
@@ -197,6 +202,7 @@ def _run(args) -> dict:
             delta=args.delta, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             max_length=args.max_length, max_grad_norm=args.max_grad_norm, accountant=args.accountant,
             physical_batch_size=args.physical_batch_size, precision=args.precision, adapt_layers=args.adapt_layers,
+            lp_ft=args.lp_ft, lp_epochs=args.lp_epochs, optimizer=args.optimizer, head_init=args.head_init,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, device=args.device)
         from radcore.models import check_model

@@ -72,12 +72,12 @@ def _fit_neural(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray]
         data, record = prefix_features(model, tokens, precision=precision, device=device, progress=config.progress)
         caches.append(record)
     plans, tuning = [None, None], config
-    if config.lp_ft:  # LP-FT: the head alone first, on the pooled features, with its share of the budget
+    if config.lp_share:  # LP-FT: the head alone first, on the pooled features, with its share of the budget
         head_config, tuning = config.head_phase(), config.tuning_phase()
         if config.is_private:
             plans = plan_phases(epsilon=config.epsilon, delta=config.delta, n_train=len(rows["train"]),
-                                phases=[(head_config.batch, head_config.epochs, config.lp_ft),
-                                        (config.batch, config.epochs, 1 - config.lp_ft)],
+                                phases=[(head_config.batch, head_config.epochs, config.lp_share),
+                                        (config.batch, config.epochs, 1 - config.lp_share)],
                                 max_grad_norm=config.max_grad_norm, accountant=config.accountant)
         head, _ = build_model(head_config, len(corpus.label_names), device)
         pooled, record = prefix_features(head, tokens, precision=precision, device=device, progress=config.progress)
@@ -85,7 +85,7 @@ def _fit_neural(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray]
         head, head_privacy, head_timing = fit(head_config, head, pooled.take(rows["train"]), device, plan=plans[0])
         copy_head(head, model)
     model, privacy, timing = fit(tuning, model, data.take(rows["train"]), device, plan=plans[1])
-    if config.lp_ft:
+    if config.lp_share:
         if privacy is not None:
             privacy = composed_record([head_privacy, privacy], epsilon_target=config.epsilon)
         timing = {**timing, "head_phase": head_timing,

@@ -65,7 +65,7 @@ def _dp_plans(profile_name, tmp_path_factory) -> dict:
         for n_train in [len(training_subset(corpus, cell_config))] if corpus else PAPER_TRAIN_SIZES:
             config = cell_config
             key = (config.epsilon, config.delta, n_train, config.batch, config.epochs, config.max_grad_norm,
-                   config.accountant, config.lp_ft, config.lp_epochs)
+                   config.accountant, config.lp_share, config.lp_epochs)
             plans.setdefault(key, []).append(cell.key)
     return plans
 

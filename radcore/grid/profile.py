@@ -21,7 +21,8 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 RESULTS_ROOT = Path("runs")  # results of profile P live in runs/P/... (relative to the repository root)
 NOTEBOOK_ROOT = Path("book/runs")  # executed run notebooks of profile P live in book/runs/P/...
 TRAIN_KNOBS = ("epochs", "max_length", "max_train_reports", "batch_size", "learning_rate", "pretrained",
-               "pooling", "max_grad_norm", "accountant", "delta", "physical_batch_size", "precision", "adapt_layers")
+               "pooling", "max_grad_norm", "accountant", "delta", "physical_batch_size", "precision", "adapt_layers",
+               "optimizer", "head_init", "lp_ft", "lp_epochs")
 MODE_NAMES = {"lora": "LoRA", "full": "Full FT", "head": "Head", "tfidf": "TF-IDF + LR", "dp-lora": "DP-LoRA",
               "dp-full": "DP-Full FT", "dp-head": "DP-Head"}
 _MODE_RANK = ("lora", "full", "head", "tfidf")  # order within DP settings of one epsilon, and of the non-private ones
