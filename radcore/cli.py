@@ -1,4 +1,4 @@
-"""Command line: ``radcore synth | train | evaluate | grid | book | data | label``."""
+"""Command line: ``radcore synth | train | evaluate | grid | book | data | label | table``."""
 
 from __future__ import annotations
 
@@ -123,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True, help="folder to write NLMCXR_reports.tgz into (keep it out of git)")
     data.add_argument("--wheel", help="a torchxrayvision-1.5.7 wheel already on disk (skips the download)")
 
+    table = sub.add_parser("table", help="a profile's results as a markdown table, made from its runs")
+    table.add_argument("--profile", default="quick", help="ci, quick, paper or a profile YAML file")
+    table.add_argument("--readme", help="replace the <!-- table:PROFILE --> block of this file instead of printing")
+
     label = sub.add_parser("label", help="label a corpus with a rule-based labeller and score it like evaluate")
     label.add_argument("--labeller", choices=("rules",), default="rules")
     label.add_argument("--dataset", choices=("openi", "mimic-cxr"), required=True)
@@ -189,6 +193,15 @@ def _run(args) -> dict:
         return {"written": str(write_corpus(args.dataset, n=args.n, seed=args.seed, out=args.out))}
     if args.command in ("grid", "book"):
         return _grid_or_book(args)
+    if args.command == "table":
+        from radcore.grid.profile import load_profile
+        from radcore.readme_table import profile_table, replace_block
+
+        profile = load_profile(args.profile)
+        text = profile_table(profile)
+        if not args.readme:
+            return text
+        return {"written": str(replace_block(args.readme, profile.name, text))}
     if args.command in ("data", "label"):
         return _data_or_label(args)
     if args.command == "train":
@@ -233,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     from radcore.privacy import PrivacyBudgetError
 
     try:
-        print(json.dumps(_run(args), indent=2))
+        result = _run(args)
+        print(result if isinstance(result, str) else json.dumps(result, indent=2))
     except (DataError, PrivacyBudgetError, GridFailed, BookBuildFailed, ValueError, FileNotFoundError,
             FileExistsError) as exc:
         print(f"radcore {args.command}: error: {exc}", file=sys.stderr)

@@ -280,3 +280,25 @@ def speed_ratios(rows: pd.DataFrame, *, title: str = "") -> plt.Figure:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 0.84, 1))
     return fig
+
+
+def dp_gap_by_size(rows: pd.DataFrame) -> plt.Figure:
+    """DP-LoRA minus LoRA test weighted F1 against the number of training reports, one line per epsilon and one
+    panel per dataset. ``rows``: the ``data`` study of ``benchmarks/recipe.py`` (columns dataset, mode, epsilon,
+    n_train, weighted_f1)."""
+    lora = rows[rows["mode"] == "lora"].set_index(["dataset", "n_train"])["weighted_f1"]
+    dp = rows[rows["mode"] == "dp-lora"].assign(
+        gap=lambda d: d["weighted_f1"].to_numpy() - lora.reindex(list(zip(d["dataset"], d["n_train"]))).to_numpy())
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(4.8 * len(datasets), 3.6), sharey=True)
+    for ax, dataset in zip(axes[0], datasets):
+        for eps, part in dp[dp["dataset"] == dataset].groupby("epsilon"):
+            part = part.sort_values("n_train")
+            ax.plot(part["n_train"], part["gap"], marker="o", label=f"ε = {eps:g}", gid=f"gap:{dataset}:{eps:g}")
+        ax.axhline(0, color="0.5", lw=1)
+        ax.set_xscale("log")
+        ax.set(title=dataset, xlabel="training reports (log scale)", ylabel="DP-LoRA − LoRA weighted F1")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(frameon=False)
+    fig.tight_layout()
+    return fig

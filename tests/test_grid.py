@@ -29,7 +29,7 @@ def test_paper_profile_is_the_studys_grid():
     profile = load_profile("paper")
     assert set(profile.models) == {"bert-small", "bert-medium", "albert-base"}
     assert sorted(s.epsilon for s in profile.settings if s.is_private) == [0.01, 0.1, 1, 10]
-    assert {s.mode for s in profile.settings if not s.is_private} == {"lora", "full"}
+    assert {s.mode for s in profile.settings if not s.is_private} == {"lora", "full", "tfidf"}  # + the baseline
     assert len(profile.seeds) == 5
 
 

@@ -1,0 +1,143 @@
+"""Study script: what each training lever does to test weighted F1, measured through ``radcore.train.train``.
+
+Studies (``--study``):
+
+* ``adapt``: LoRA at adapt_layers 1, 2 and all, at the same number of reports seen, on both synthetic corpora
+  (what the CPU default trades for speed; one seed).
+* ``levers``: the DP recipe, one lever at a time from a baseline, at epsilon 1 and 10: expected batch, epochs,
+  learning rate, clip norm, optimizer, head initialisation, LP-FT and its budget split; head / dp-head and
+  TF-IDF beside them. No lever reads private data outside the accounted mechanism: every choice is scored on
+  the test split once, with the fixed threshold; nothing is selected on validation data.
+* ``data``: the DP-LoRA minus LoRA gap at epsilon 1 and 10 against the number of training reports.
+
+Each finished row is appended to ``benchmarks/results/recipe.json`` at once (a rerun skips rows it has), and the
+study's table is printed and written as markdown to ``book/generated/recipe_<study>.md``, which the book includes:
+every number on those pages has this one producer. Corpora: quick's (``data/synthetic/quick``, sharing the book's
+prefix cache), or ``--n`` reports under ``data/synthetic/recipe``. Run with one thread per process on a shared
+machine (``OMP_NUM_THREADS=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "recipe.json"
+TABLES = ROOT / "book" / "generated"
+DATASETS = ("mimic-cxr", "ct-rate")
+MAX_LENGTH = {"mimic-cxr": 128, "ct-rate": 64}
+
+# Every lever departs from the DP-LoRA settings radcore had before this study (clip 1.0, no LP-FT), at quick's
+# shape (top layer over the cached prefix, 3 epochs); "radcore default" is the recipe radcore now ships.
+DP_BASE = {"mode": "dp-lora", "adapt_layers": 1, "epochs": 3, "batch_size": 256, "physical_batch_size": 64,
+           "learning_rate": 1e-2, "max_grad_norm": 1.0, "lp_ft": 0.0}
+LEVERS = {
+    "before: clip 1.0, no LP-FT": {},
+    "clip 0.1": {"max_grad_norm": 0.1},
+    "LP-FT 0.5": {"lp_ft": 0.5},
+    "batch 1024": {"batch_size": 1024},
+    "epochs 6": {"epochs": 6},
+    "SGD momentum 0.9 (lr 0.5)": {"optimizer": "sgd", "learning_rate": 0.5},
+    "zero head": {"head_init": "zero"},
+    "radcore default: clip 0.1, LP-FT 0.5": {"max_grad_norm": 0.1, "lp_ft": 0.5},
+    "default + LP-FT 0.3": {"max_grad_norm": 0.1, "lp_ft": 0.3},
+}
+LEVER_DATASETS = ("mimic-cxr",)  # one corpus: each DP-LoRA cell costs minutes on the CPU
+
+
+def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
+    """study -> [(dataset, row name, TrainConfig overrides)]."""
+    adapt = [(d, f"LoRA adapt_layers {k}", {"mode": "lora", "adapt_layers": k, "epochs": 3,
+                                           "max_train_reports": 1000}) for d in DATASETS for k in (1, 2, "all")]
+    levers = [(d, f"{name} · ε={eps:g}", {**DP_BASE, **over, "epsilon": eps})
+              for d in LEVER_DATASETS for eps in epsilons for name, over in LEVERS.items()]
+    levers += [(d, f"dp-head{clip} · ε={eps:g}", {"mode": "dp-head", "epsilon": eps, "epochs": 20,
+                                                  "physical_batch_size": 256, **over})
+               for d in LEVER_DATASETS for eps in epsilons
+               for clip, over in ((", clip 1.0", {"max_grad_norm": 1.0}), (", clip 0.1", {"max_grad_norm": 0.1}))]
+    data = [(d, f"{mode} n={n}" + (f" · ε={eps:g}" if eps else ""),
+             {**(DP_BASE if eps else {"mode": "lora", "adapt_layers": 1, "epochs": 3}), "max_train_reports": n,
+              **({"epsilon": eps} if eps else {})})
+            for d in DATASETS for n in (500, 1000, 2000, 4000, 8000)
+            for mode, eps in (("LoRA", None), ("DP-LoRA", 1.0), ("DP-LoRA", 10.0))]
+    return {"adapt": adapt, "levers": levers, "data": data}
+
+
+def _corpus(dataset: str, n: int | None) -> Path:
+    """quick's corpus when ``n`` is None (so the book's runs and this study share the prefix cache), else a
+    corpus of ``n`` reports under ``data/synthetic/recipe``."""
+    from radcore.data.synth import is_synthetic, write_corpus
+    from radcore.grid.profile import load_profile
+
+    quick = {spec.name: spec for spec in load_profile("quick").datasets}[dataset]
+    path = ROOT / quick.data_dir if n is None else ROOT / "data/synthetic/recipe" / f"{dataset}-{n}"
+    if not is_synthetic(path):
+        write_corpus(dataset, n=n or quick.synthetic["n"], seed=quick.synthetic["seed"], out=path)
+    return path
+
+
+def _done() -> list[dict]:
+    return [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.is_file() else []
+
+
+def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None) -> list[dict]:
+    from radcore.config import TrainConfig
+    from radcore.train import train
+
+    tag = "quick" if n is None else f"n={n}"
+    done = {(r["study"], r["dataset"], r["name"], r["corpus"], r["seed"]) for r in _done()}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for dataset, name, over in _studies()[study]:
+        if (study, dataset, name, tag, seed) in done or (only and only not in name):
+            continue
+        config = TrainConfig(dataset=dataset, data_dir=str(_corpus(dataset, n)), model="minilm", seed=seed,
+                             max_length=MAX_LENGTH[dataset], progress=False, **over)
+        start = time.perf_counter()
+        results = train(config, ROOT / "runs" / "recipe" / study / dataset / name.replace(" ", "_"))
+        test, privacy = results["metrics"]["test"], results["privacy"] or {}
+        row = {"study": study, "dataset": dataset, "name": name, "corpus": tag, "seed": seed,
+               "n_train": results["data"]["splits"]["train_used"], "mode": config.mode, "epsilon": config.epsilon,
+               "weighted_f1": test["weighted_f1"], "auroc_macro": test["auroc_macro"],
+               "epsilon_spent": privacy.get("epsilon_spent"), "steps": results["timing"]["train_steps"],
+               "seconds": round(time.perf_counter() - start, 1), "overrides": over}
+        with RESULTS.open("a") as out:
+            out.write(json.dumps(row) + "\n")
+        print(json.dumps({k: row[k] for k in ("dataset", "name", "weighted_f1", "auroc_macro", "seconds")}), flush=True)
+    return [r for r in _done() if r["study"] == study]
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one row per setting, weighted F1 (macro AUROC) per dataset."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return "(no rows yet)\n"
+    frame["cell"] = [f"{f:.3f} ({a:.3f})" for f, a in zip(frame["weighted_f1"], frame["auroc_macro"])]
+    wide = frame.pivot_table(index="name", columns="dataset", values="cell", aggfunc="first", sort=False)
+    return wide.reset_index().rename(columns={"name": "setting"}).to_markdown(index=False) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", choices=("adapt", "levers", "data"), required=True)
+    parser.add_argument("--n", type=int, help="reports per synthetic corpus (default: quick's corpora; the data "
+                        "study: 10,400, for up to 8,000 training reports)")
+    parser.add_argument("--only", help="run only rows whose name contains this text")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("RADCORE_CACHE", str(ROOT / ".cache" / "radcore"))  # the book's cache, wherever this runs
+    n = args.n or (10_400 if args.study == "data" else None)
+    rows = run(args.study, n=n, only=args.only)
+    text = table([r for r in rows if r["corpus"] == ("quick" if n is None else f"n={n}")])
+    TABLES.mkdir(parents=True, exist_ok=True)
+    (TABLES / f"recipe_{args.study}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
