@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from transformers import set_seed
 
+from radcore.audit.canaries import add_canaries
 from radcore.batches import encode
+from radcore.card import write_card
 from radcore.config import TrainConfig
 from radcore.corpus import Corpus
 from radcore.data import load_corpus
@@ -57,6 +59,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
             raise DataError(f"no {split} reports (split sizes {corpus.split_sizes()}); a run needs both a "
                             f"training and a test split", path=config.data_dir,
                             hint="check the split file, or point --data at the whole corpus")
+    train_split, canaries = add_canaries(train_split, m=config.canaries, seed=config.seed)
     tokenizer = load_tokenizer(model_spec(config.model))
     model, spec, privacy, timing = fit(config, train_split, tokenizer, device)
     metrics, probabilities = {}, {}
@@ -81,9 +84,11 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
                   "checkpoint_format": loaded_checkpoint_format(model)},
         "metrics": metrics,
         "privacy": privacy,
+        "canaries": canaries,  # the audit canaries' coins (radcore.audit), or None
         "timing": {**timing, "device": str(device), "torch_threads": torch.get_num_threads()},
         "versions": library_versions(),
     }
+    write_card(run_dir, results)  # the weights' README.md: a model card that states the guarantee
     write_json_atomic(run_dir / RESULTS_FILE, results)
     log.info("wrote %s", run_dir / RESULTS_FILE)
     return results
