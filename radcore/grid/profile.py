@@ -20,7 +20,7 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 RESULTS_ROOT = Path("runs")  # results of profile P live in runs/P/... (relative to the repository root)
 NOTEBOOK_ROOT = Path("book/runs")  # executed run notebooks of profile P live in book/runs/P/...
 TRAIN_KNOBS = ("epochs", "max_length", "max_train_reports", "batch_size", "learning_rate", "pretrained",
-               "pooling", "max_grad_norm", "accountant", "delta", "physical_batch_size", "precision")
+               "pooling", "max_grad_norm", "accountant", "delta", "physical_batch_size", "precision", "canaries")
 
 
 @dataclass(frozen=True)
@@ -148,10 +148,19 @@ def config_from_parameters(*, profile: str, out_dir: str, **params):
 
 
 def run_cell(**params) -> dict:
-    """The run notebook's body: train the cell its parameters describe; returns the results written."""
+    """The run notebook's body: train the cell its parameters describe, and audit it if it trained with canaries
+    (:func:`radcore.audit.run.audit_run`); returns the results written."""
     from radcore.train import train
 
-    return train(config_from_parameters(**params), params["out_dir"])
+    config = config_from_parameters(**params)
+    results = train(config, params["out_dir"])
+    if config.canaries:
+        from radcore.audit.run import audit_run
+        from radcore.results import read_results
+
+        audit_run(params["out_dir"], device=config.device)
+        results = read_results(params["out_dir"])
+    return results
 
 
 def _setting(entry: dict) -> Setting:
