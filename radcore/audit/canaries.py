@@ -14,6 +14,8 @@ and the default delta.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from radcore.corpus import Corpus
@@ -43,6 +45,14 @@ def canary_corpus(m: int, *, seed: int, label_names, dataset: str) -> Corpus:
                   source="synthetic")
 
 
+def fingerprint(canaries: Corpus) -> str:
+    """A hash of the canaries' texts and labels: an audit checks that it rebuilt the canaries the run trained on."""
+    digest = hashlib.sha256()
+    for text, labels in zip(canaries.texts, canaries.labels):
+        digest.update(text.encode() + b"\0" + labels.astype(np.uint8).tobytes())
+    return digest.hexdigest()
+
+
 def canary_coins(m: int, *, seed: int) -> np.ndarray:
     """The fair coins: True where canary ``i`` is put into training."""
     return np.random.default_rng([seed, COIN_STREAM]).random(m) < 0.5
@@ -68,7 +78,7 @@ def add_canaries(train: Corpus, *, m: int, seed: int) -> tuple[Corpus, dict | No
     canaries = canary_corpus(m, seed=seed, label_names=train.label_names, dataset=train.dataset)
     coins = canary_coins(m, seed=seed)
     record = {"m": m, "seed": seed, "included": int(coins.sum()), "coins": coins.astype(int).tolist(),
-              "id_prefix": CANARY_ID_PREFIX, "design": DESIGN}
+              "id_prefix": CANARY_ID_PREFIX, "design": DESIGN, "sha256": fingerprint(canaries)}
     return concat(train, canaries.take(np.flatnonzero(coins))), record
 
 

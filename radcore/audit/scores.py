@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radcore.batches import encode
 from radcore.corpus import Corpus
-from radcore.evaluate import predict
 
 # float32 sigmoid outputs saturate at 1.0 for logits beyond ~17: clip so every loss and log-odds stays finite
 PROBABILITY_FLOOR = 1e-7
@@ -25,6 +23,9 @@ PROBABILITY_FLOOR = 1e-7
 
 def probabilities(model, corpus: Corpus, tokenizer, *, max_length: int, device) -> np.ndarray:
     """The model's ``(n, k)`` probabilities for ``corpus``, as float64, clipped away from 0 and 1."""
+    from radcore.batches import encode
+    from radcore.evaluate import predict
+
     probs = predict(model, encode(corpus, tokenizer, max_length=max_length), device).astype(np.float64)
     return np.clip(probs, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
 
