@@ -84,7 +84,7 @@ def audit_run(run_dir: str | Path, *, device: str = "auto", n_bootstrap: int = 1
     if record:
         pool = canary_mod.canary_corpus(record["m"], seed=record["seed"], label_names=members.label_names,
                                         dataset=members.dataset)
-        if record.get("sha256") != canary_mod.fingerprint(pool):
+        if record.get("sha256", canary_mod.fingerprint(pool)) != canary_mod.fingerprint(pool):
             raise ValueError(f"run {run_dir}: its canaries cannot be rebuilt (made by another canary design); "
                              f"audit it with the radcore version that trained it")
         coins = np.asarray(record["coins"], dtype=bool)
