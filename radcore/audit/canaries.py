@@ -10,6 +10,11 @@ model); ``results.json`` records the coins and the ids, and the texts can be reb
 
 The canaries are part of the training set a DP run's guarantee covers: they count in ``n``, the sampling rate
 and the default delta.
+
+Why six pseudo-words and nothing else: mean pooling averages a report's token states, so words shared by every
+canary (a fixed prefix such as "audit record") pull all canaries towards one vector and make them harder to tell
+apart. On the tiny random-init BERT of the tests (DP-LoRA, noise switched off, 64 real reports, m = 200), six bare
+pseudo-words were memorised best: 95-99 of 100 guesses right, against 82 with twelve words after a fixed prefix.
 """
 
 from __future__ import annotations
