@@ -13,8 +13,9 @@ and the default delta.
 
 Why six pseudo-words and nothing else: mean pooling averages a report's token states, so words shared by every
 canary (a fixed prefix such as "audit record") pull all canaries towards one vector and make them harder to tell
-apart. On the tiny random-init BERT of the tests (DP-LoRA, noise switched off, 64 real reports, m = 200), six bare
-pseudo-words were memorised best: 95-99 of 100 guesses right, against 82 with twelve words after a fixed prefix.
+apart. On the tiny random-init BERT of the broken-mechanism test (DP-LoRA with the noise switched off, 64 real
+reports, m = 200, delta 1e-5), six bare pseudo-words gave 99 of 100 guesses right and a bound of 2.63; twelve
+pseudo-words after the prefix "audit record" gave 38 of 40 and 1.39; four bare ones 39 of 40 and 1.65.
 """
 
 from __future__ import annotations
