@@ -99,6 +99,11 @@ def test_audit_is_recorded_beside_the_results(correct_run):
     assert stored["audit"]["mia_auc"] == audit["membership"]["auc"]
     assert stored["data"]["splits"]["train_used"] == 64 + stored["canaries"]["included"]
     assert stored["privacy"]["n_train"] == stored["data"]["splits"]["train_used"]  # canaries count in n
+    from radcore.summary import audit_table
+
+    table = audit_table(stored)
+    assert table.loc["epsilon_lower_bound", "value"] == audit["canary"]["epsilon_lower_bound"]
+    assert audit_table({**stored, "audit": None}) is None
     on_disk = json.loads((out / AUDIT_FILE).read_text())
     assert on_disk["membership"]["n_members"] == 64
     assert on_disk["membership"]["bootstrap_unit"] == "patient"
