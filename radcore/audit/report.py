@@ -115,10 +115,10 @@ def audit_figure(frame: pd.DataFrame):
     left.scatter(dp["claimed_epsilon"], dp["epsilon_lower_bound"], color="#4C72B0", zorder=3, label="DP-LoRA runs")
     left.scatter(dp["claimed_epsilon"], dp["bound_ceiling"], marker="_", s=200, color="#4C72B0", alpha=0.5,
                  label="ceiling (every guess right)")
-    for name, marker in (("lora", "s"), ("full", "D")):
+    for name, marker, shift in (("lora", "s", 1 / 1.4), ("full", "D", 1.4)):
         rows = plain[plain["mode"] == name]
         if len(rows):
-            left.scatter(np.full(len(rows), edge), rows["epsilon_lower_bound"], marker=marker, color="#C44E52",
+            left.scatter(np.full(len(rows), edge * shift), rows["epsilon_lower_bound"], marker=marker, color="#C44E52",
                          zorder=3, label=f"{Setting(name).label} (no claim)")
     top = np.nanmax(np.r_[frame["bound_ceiling"].to_numpy(float), frame["epsilon_lower_bound"].to_numpy(float), 1.0])
     ticks = [t for t in (0.01, 0.1, 1, 10, 100) if lo_x <= t <= hi_x]
@@ -126,7 +126,7 @@ def audit_figure(frame: pd.DataFrame):
              ylabel="empirical ε lower bound (95%)", title="One-run canary audit")
     left.set_xticks(ticks + ([edge] if len(plain) else []), [f"{t:g}" for t in ticks] + (["none"] if len(plain) else []))
     left.minorticks_off()
-    left.legend(fontsize=7, loc="upper left")
+    left.legend(fontsize=7, loc="center left")
     order = frame.sort_values("setting_order")
     labels = list(dict.fromkeys(order["setting"]))
     x = {label: i for i, label in enumerate(labels)}
