@@ -1,4 +1,4 @@
-"""Command line: ``radcore synth | train | evaluate | grid | book | data | label | table``."""
+"""Command line: ``radcore synth | train | evaluate | audit | grid | book | data | label | table``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from radcore.labels import DATASETS
 
@@ -95,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                        help="loader option, e.g. uncertain=positive (repeatable)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--canaries", type=int, default=0, metavar="M",
+                       help="audit canaries: M synthetic random-label reports, each trained on by a seeded fair coin "
+                            "(then run `radcore audit`)")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     train.add_argument("--out", required=True, help="run directory: new, empty, or holding this same run")
     train.add_argument("--overwrite", action="store_true",
@@ -108,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=("train", "validate", "test", "all"))
     evaluate.add_argument("--out", help="where to write the evaluation JSON")
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    audit = sub.add_parser("audit", help="attack a saved run: membership inference, and the one-run canary bound "
+                           "on epsilon if it trained with --canaries; writes RUN_DIR/audit.json")
+    audit.add_argument("--run", required=True, help="run directory holding results.json")
+    audit.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    audit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     for name, text in (("grid", "run every cell of a grid profile (papermill, resumable)"),
                        ("book", "synthetic corpora, grid, analysis notebooks and the Jupyter Book")):
         cmd = sub.add_parser(name, help=text)
@@ -217,7 +226,7 @@ def _run(args) -> dict:
             physical_batch_size=args.physical_batch_size, precision=args.precision, adapt_layers=args.adapt_layers,
             lp_ft=args.lp_ft, lp_epochs=args.lp_epochs, optimizer=args.optimizer, head_init=args.head_init,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
-            data_options=dict(args.data_option), seed=args.seed, device=args.device)
+            data_options=dict(args.data_option), seed=args.seed, canaries=args.canaries, device=args.device)
         from radcore.models import check_model
 
         # an unknown model or a max_length it cannot read fails now, before the destination and the corpus
@@ -230,6 +239,11 @@ def _run(args) -> dict:
         test = results["metrics"].get("test")  # absent when the corpus has no test reports
         return {"test": _summary(test) if test else None, "privacy": results["privacy"],
                 "reports_per_s": results["timing"]["reports_per_s"], "out": args.out}
+    if args.command == "audit":
+        from radcore.audit.run import audit_run, summary
+
+        return {"audit": summary(audit_run(args.run, device=args.device, n_bootstrap=args.bootstrap)),
+                "written": str(Path(args.run) / "audit.json")}
     from radcore.evaluate import evaluate_run
 
     record = evaluate_run(args.run, dataset=args.dataset, data_dir=args.data, split=args.split, out=args.out,

@@ -58,6 +58,7 @@ class TrainConfig:
     max_train_reports: int | None = None  # subsample the training split (seeded) for small profiles
     data_options: dict = field(default_factory=dict)  # loader options, e.g. {"uncertain": "ignore"}
     seed: int = 0
+    canaries: int = 0  # audit canaries (radcore.audit.canaries), each put into training by a fair coin of the seed
     device: str = "auto"  # "auto", "cpu" or "cuda"
     progress: bool = True
 
@@ -76,6 +77,8 @@ class TrainConfig:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.canaries < 0:
+            raise ValueError(f"canaries must be >= 0, got {self.canaries}")
         for name in ("epochs", "max_length", "physical_batch_size") + (("batch",) if self.mode != "tfidf" else ()):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,4 +1,4 @@
-"""Readable tables of one run's ``results.json``: headline metrics, privacy spent, per-label scores."""
+"""Readable tables of one run's ``results.json``: headline metrics, privacy spent, privacy audit, per-label scores."""
 
 from __future__ import annotations
 
@@ -31,3 +31,14 @@ def privacy_table(results: dict) -> pd.DataFrame | None:
 def per_label_table(results: dict, split: str = "test") -> pd.DataFrame:
     """Precision, recall, F1, support and AUROC per label on ``split``."""
     return pd.DataFrame(results["metrics"][split]["per_label"]).T.rename_axis("label")
+
+
+def audit_table(results: dict) -> pd.DataFrame | None:
+    """The privacy audit's summary (``results["audit"]``, written by ``radcore audit``), None if not audited."""
+    audit = results.get("audit")
+    if not audit:
+        return None
+    keys = ("claimed_epsilon", "epsilon_lower_bound", "bound_ceiling", "delta", "canaries", "canaries_included",
+            "guesses", "correct", "mia_auc", "mia_auc_ci", "mia_tpr_at_fpr_0.01", "mia_tpr_at_fpr_0.01_ci",
+            "mia_tpr_at_fpr_0.001", "mia_members", "mia_nonmembers")
+    return pd.DataFrame({"value": [audit[k] for k in keys if k in audit]}, index=[k for k in keys if k in audit])

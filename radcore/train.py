@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from transformers import set_seed
 
+from radcore.audit.canaries import add_canaries
 from radcore.batches import encode
+from radcore.card import write_card
 from radcore.config import TrainConfig
 from radcore.corpus import Corpus
 from radcore.data import load_corpus
@@ -130,6 +132,13 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
                             hint="check the split file, or point --data at the whole corpus")
     if not len(rows["validate"]):
         del rows["validate"]
+    sizes = corpus.split_sizes()
+    if config.canaries:  # audit canaries (radcore.audit): appended to the corpus, trained on where their coin came up
+        n_real = len(corpus)
+        corpus, canaries = add_canaries(corpus, m=config.canaries, seed=config.seed)
+        rows["train"] = np.concatenate([rows["train"], np.arange(n_real, len(corpus))])
+    else:
+        canaries = None
     if config.mode == "tfidf":
         model, probabilities, privacy, timing, info = _fit_tfidf(config, corpus, rows)
     else:
@@ -143,14 +152,16 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     results = {
         "schema_version": 1,
         "config": config.as_dict(),
-        "data": {"source": corpus.source, "splits": {**corpus.split_sizes(), "train_used": len(rows["train"])},
+        "data": {"source": corpus.source, "splits": {**sizes, "train_used": len(rows["train"])},
                  "skipped": dict(corpus.skipped), "label_names": list(corpus.label_names)},
         "model": {**info, "weights": weights},
         "metrics": metrics,
         "privacy": privacy,
+        "canaries": canaries,  # the audit canaries' coins (radcore.audit), or None
         "timing": {**timing, "device": str(device), "torch_threads": torch.get_num_threads()},
         "versions": library_versions(),
     }
+    write_card(run_dir, results)  # the weights' README.md: a model card that states the guarantee
     write_json_atomic(run_dir / RESULTS_FILE, results)
     log.info("wrote %s", run_dir / RESULTS_FILE)
     return results

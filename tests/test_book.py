@@ -46,7 +46,7 @@ def test_book_has_every_page_and_run_notebook(built):
     assert index.is_file()
     for page in ("book/methods", "book/reproducing", "book/appendix", "book/analysis/data",
                  "book/analysis/results", "book/analysis/statistics", "book/analysis/real_reports",
-                 "book/analysis/speed"):
+                 "book/analysis/privacy_audit", "book/analysis/speed"):
         assert (html / f"{page}.html").is_file(), page
     for cell in profile.cells():
         assert (html / cell.notebook.with_suffix(".html")).is_file(), cell.key
@@ -64,6 +64,12 @@ def test_real_reports_chapter_is_empty_without_openi_runs(built):
     text = re.sub(r"<[^>]+>", "", (root / "_build/html/book/analysis/real_reports.html").read_text())
     assert "This chapter is empty in this build" in text  # the note, with the commands that fill the chapter
     assert "radcore grid --profile openi --workers 2  # MiniLM" in text
+
+
+def test_privacy_audit_chapter_is_empty_without_audited_runs(built):
+    root, *_ = built
+    text = re.sub(r"<[^>]+>", "", (root / "_build/html/book/analysis/privacy_audit.html").read_text())
+    assert "No audited runs in this build" in text and "radcore grid --profile audit" in text
 
 
 def test_no_error_output_in_any_page(built):

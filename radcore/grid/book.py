@@ -16,7 +16,7 @@ import yaml
 from radcore.grid.profile import PROFILE_DIR, Profile
 from radcore.grid.runner import NOTEBOOK_DIR, GridReport, notebook_parameters, run_grid
 
-ANALYSIS_NOTEBOOKS = ("data", "results", "statistics", "real_reports", "speed")
+ANALYSIS_NOTEBOOKS = ("data", "results", "statistics", "real_reports", "privacy_audit", "speed")
 ANALYSIS_DIR = Path("book/analysis")
 HTML_INDEX = Path("_build/html/index.html")
 TOC = Path("_toc.yml")

@@ -22,7 +22,7 @@ RESULTS_ROOT = Path("runs")  # results of profile P live in runs/P/... (relative
 NOTEBOOK_ROOT = Path("book/runs")  # executed run notebooks of profile P live in book/runs/P/...
 TRAIN_KNOBS = ("epochs", "max_length", "max_train_reports", "batch_size", "learning_rate", "pretrained",
                "pooling", "max_grad_norm", "accountant", "delta", "physical_batch_size", "precision", "adapt_layers",
-               "optimizer", "head_init", "lp_ft", "lp_epochs")
+               "optimizer", "head_init", "lp_ft", "lp_epochs", "canaries")
 MODE_NAMES = {"lora": "LoRA", "full": "Full FT", "head": "Head", "tfidf": "TF-IDF + LR", "dp-lora": "DP-LoRA",
               "dp-full": "DP-Full FT", "dp-head": "DP-Head"}
 _MODE_RANK = ("lora", "full", "head", "tfidf")  # order within DP settings of one epsilon, and of the non-private ones
@@ -157,10 +157,19 @@ def config_from_parameters(*, profile: str, out_dir: str, **params):
 
 
 def run_cell(**params) -> dict:
-    """The run notebook's body: train the cell its parameters describe; returns the results written."""
+    """The run notebook's body: train the cell its parameters describe, and audit it if it trained with canaries
+    (:func:`radcore.audit.run.audit_run`); returns the results written."""
     from radcore.train import train
 
-    return train(config_from_parameters(**params), params["out_dir"])
+    config = config_from_parameters(**params)
+    results = train(config, params["out_dir"])
+    if config.canaries:
+        from radcore.audit.run import audit_run
+        from radcore.results import read_results
+
+        audit_run(params["out_dir"], device=config.device)
+        results = read_results(params["out_dir"])
+    return results
 
 
 def _setting(entry: dict) -> Setting:
