@@ -133,7 +133,13 @@ def main():
     os.environ.setdefault("RADCORE_CACHE", str(ROOT / ".cache" / "radcore"))  # the book's cache, wherever this runs
     n = args.n or (10_400 if args.study == "data" else None)
     rows = run(args.study, n=n, only=args.only)
-    text = table([r for r in rows if r["corpus"] == ("quick" if n is None else f"n={n}")])
+    done = [r for r in rows if r["corpus"] == ("quick" if n is None else f"n={n}")]
+    text = table(done)
+    missing = [f"{d} · {name}" for d, name, _ in _studies()[args.study]
+               if not any(r["dataset"] == d and r["name"] == name for r in done)]
+    if missing:
+        text += (f"\nNot measured yet ({len(missing)} of {len(_studies()[args.study])} rows): " + "; ".join(missing)
+                 + f". Run `python benchmarks/recipe.py --study {args.study}` to add them.\n")
     TABLES.mkdir(parents=True, exist_ok=True)
     (TABLES / f"recipe_{args.study}.md").write_text(text)
     print(text)
