@@ -6,9 +6,9 @@ What must hold: radcore never reports less privacy loss than the independent RDP
 Gaussian at the same orders and agree to ~1e-9 where both evaluate every order. They differ in two
 known places:
 
-* quick's epsilon=10 cells (q=0.2, sigma=0.73): dp-accounting's series for fractional orders below 2
-  does not converge and it drops them, so its minimum runs over fewer orders: 9.954 vs radcore's 9.941
-  (0.13% above radcore, within the 1%).
+* fractional orders: Opacus' RDP there comes out below dp-accounting's (a DP head at epsilon=10, q=1/16,
+  sigma=0.90: 9.981 against 10.015, above the target), so radcore evaluates integer orders only, where the two
+  agree exactly (radcore/privacy.py).
 * large noise and many steps (paper-sized n, epsilon=0.01): Opacus' RDP overflows to NaN above order
   ~1,000 and those orders drop out, so radcore's epsilon is conservative (0.00993 vs dp-accounting's
   0.00802 at n=220,000): the budget holds, with more noise than a tighter accountant would need.
