@@ -26,12 +26,14 @@ book: $(STAMP)
 grid: $(STAMP)
 	$(VENV)/bin/radcore grid --profile $(PROFILE) --workers $(WORKERS)
 
-# Speed: DP-LoRA vs LoRA vs full FT per model shape and Opacus mode, then the levers radcore keeps.
+# Speed: DP-LoRA vs LoRA vs full FT per model shape and Opacus mode, then the levers radcore keeps, then
+# LoRA / DP-LoRA at adapt_layers 1, 2 and all with the frozen prefix's one-time cost.
 # QUICK=1: tiny-bert and minilm only (a few minutes on a 2-core CPU). Results in benchmarks/results/.
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py $(if $(QUICK),--quick,)
 	$(PY) benchmarks/levers.py $(if $(QUICK),--steps 2 --rounds 1,)
 	$(PY) benchmarks/kernel_env.py $(if $(QUICK),--steps 2 --rounds 1,)
+	$(PY) benchmarks/adapt_layers.py $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf _build data/synthetic runs book/runs book/analysis .cache/radcore

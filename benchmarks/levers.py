@@ -18,53 +18,13 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
-from radcore.batches import encode, length_grouped_loader
-from radcore.data import load_corpus
+# kernel_env.py imports CPU, _round, _variant and training_batches from here
+from harness import CPU, training_batches
+from harness import timed_steps as _round
+from harness import training_run as _variant
+
 from radcore.device import native_bf16
-from radcore.models import load_tokenizer, model_spec
-from radcore.privacy import plan_privacy
-from radcore.config import TrainConfig
-from radcore.dp import make_private
-from radcore.fit import build_model, step
-
-CPU = torch.device("cpu")
-
-
-def training_batches(dataset: str, data_dir, *, reports: int, model: str, seq_len: int):
-    """The first ``reports`` training reports of a corpus, tokenised for ``model`` (real report lengths)."""
-    corpus = load_corpus(dataset, data_dir).subset("train")
-    corpus = corpus.take(range(min(reports, len(corpus))))
-    return encode(corpus, load_tokenizer(model_spec(model)), max_length=seq_len)
-
-
-def _variant(mode: str, data, *, grouped: bool, chunk: int, precision: str, seq_len: int, model: str):
-    config = TrainConfig(dataset="-", data_dir="-", model=model, mode=mode, epsilon=1.0 if mode == "dp-lora" else None,
-                         pretrained=False, max_length=seq_len, progress=False)
-    torch.manual_seed(0)
-    net, _ = build_model(config, data.num_labels, CPU)
-    optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=config.lr)
-    loader = (length_grouped_loader(data, config.batch, seed=0) if grouped
-              else DataLoader(data, batch_size=config.batch, shuffle=True, generator=torch.Generator().manual_seed(0)))
-    if config.is_private:
-        plan = plan_privacy(epsilon=1.0, n_train=len(data), batch_size=config.batch, epochs=1000, max_grad_norm=1.0)
-        net, optimizer, loader, _ = make_private(net, optimizer, loader, plan, seed=0)
-    return dict(net=net, optimizer=optimizer, loader=loader, chunk=chunk if grouped else config.batch, fields=data.fields,
-                private=config.is_private, precision=precision)
-
-
-def _round(run: dict, steps: int) -> tuple[int, float]:
-    seen, start, batches = 0, time.perf_counter(), iter(run["loader"])
-    for _ in range(steps):
-        batch = next(batches, None)
-        if batch is None:
-            batches = iter(run["loader"])
-            batch = next(batches)
-        step(run["net"], run["optimizer"], batch, CPU, fields=run["fields"], chunk=run["chunk"], private=run["private"],
-             precision=run["precision"])
-        seen += len(batch[-1])
-    return seen, time.perf_counter() - start
 
 
 def main():

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import subprocess
 import sys
 import time
@@ -28,6 +25,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from harness import machine as _machine
+from harness import peak_mb as _peak_mb
+from harness import rss_high_water_kb
 
 MODELS = ("tiny-bert", "minilm", "bert-small", "bert-medium", "albert-base")
 QUICK_MODELS = ("tiny-bert", "minilm")
@@ -47,12 +47,6 @@ class MaskedBCE(torch.nn.Module):
         per_cell = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")
         per_report = (per_cell * mask).sum(1) / labels.shape[1]
         return per_report if self.reduction == "none" else per_report.mean()
-
-
-def _peak_mb(device: torch.device, rss_before_kb: int) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before_kb) / 1024
 
 
 def measure(model: str, mode: str, *, batch: int, seq_len: int, steps: int, device: str) -> dict:
@@ -86,7 +80,7 @@ def measure(model: str, mode: str, *, batch: int, seq_len: int, steps: int, devi
             max_grad_norm=1.0, poisson_sampling=False, grad_sample_mode=mode.split("/")[1])
         # ghost clipping also wraps the criterion (two backward passes behind loss.backward())
         net, optimizer, criterion, loader = private if len(private) == 4 else (*private[:2], criterion, private[2])
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = rss_high_water_kb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     seen, start = 0, None
@@ -117,19 +111,6 @@ def _child(args) -> dict:
     done = subprocess.run(cmd, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     return json.loads(lines[-1]) if lines else {"error": done.stderr.strip().splitlines()[-1:]}
-
-
-def _machine(device: str) -> dict:
-    from radcore.device import resolve_device
-
-    dev = resolve_device(device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
-    if dev.type == "cpu" and Path("/proc/cpuinfo").is_file():
-        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")]
-        name = models[0] if models else name
-    return {"device": str(dev), "name": name, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}
 
 
 def _table(rows: list[dict]) -> str:
