@@ -110,22 +110,32 @@ def plan_phases(*, epsilon: float, n_train: int, phases: list[tuple[int, int, fl
     """Plans for a run trained in phases on the same reports (LP-FT), whose composition spends at most ``epsilon``.
 
     ``phases`` are ``(expected batch, epochs, share)``: each phase is first calibrated alone to its ``share`` of
-    epsilon (at the full delta), then every noise multiplier is scaled down by one common factor, the smallest
-    (to 1%) whose composed epsilon, by the same accountant, still meets the target. Basic composition of the
-    shares would waste a third or more of the budget; the common factor keeps the shares' ratio of noise.
+    epsilon (at the full delta; to the whole epsilon where its share lies below what the accountant's orders can
+    certify), then every noise multiplier is scaled by one common factor, the smallest (to 0.2%) whose composed
+    epsilon, by the same accountant, meets the target. Basic composition of the shares would waste a third or
+    more of the budget; the common factor keeps the phases' ratio of noise.
     """
     delta = default_delta(n_train) if delta is None else delta
-    alone = [plan_privacy(epsilon=epsilon * share, delta=delta, n_train=n_train, batch_size=batch, epochs=epochs,
-                          max_grad_norm=max_grad_norm, accountant=accountant) for batch, epochs, share in phases]
+    alone = []
+    for batch, epochs, share in phases:
+        options = dict(delta=delta, n_train=n_train, batch_size=batch, epochs=epochs, max_grad_norm=max_grad_norm,
+                       accountant=accountant)
+        try:
+            alone.append(plan_privacy(epsilon=epsilon * share, **options))
+        except ValueError:  # the share alone is below the orders' floor; the common factor below fixes the total
+            alone.append(plan_privacy(epsilon=epsilon, **options))
 
     def composed(scale: float) -> float:
         return composed_epsilon([(p.noise_multiplier * scale, p.sample_rate, p.steps) for p in alone], delta=delta,
                                 accountant=accountant)
 
-    low, high = 0.05, 1.0  # composed(1.0) <= epsilon by basic composition; find the smallest scale that fits
-    if composed(high) > epsilon:
-        raise PrivacyBudgetError(f"the phases' composition spends {composed(high):.4g} > target {epsilon}")
-    while high - low > 0.01 * high:
+    high = 1.0
+    while composed(high) > epsilon:  # more noise until the composition fits ...
+        high *= 2
+        if high > 1e4:
+            raise PrivacyBudgetError(f"no noise level fits {len(phases)} phases into epsilon {epsilon}")
+    low = high / 20
+    while high - low > 0.002 * high:  # ... then the least noise that still fits (to 0.2%)
         mid = (low + high) / 2
         low, high = (low, mid) if composed(mid) <= epsilon else (mid, high)
     planned = composed(high)

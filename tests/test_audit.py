@@ -28,7 +28,8 @@ CLAIM = 1.0
 def dp_config(data_dir, **overrides) -> TrainConfig:
     values = dict(dataset="mimic-cxr", data_dir=str(data_dir), model="tiny-bert", pretrained=False, mode="dp-lora",
                   epsilon=CLAIM, delta=1e-5, epochs=30, batch_size=16, learning_rate=0.03, max_length=32,
-                  max_train_reports=64, canaries=200, lora=LoraSettings(dropout=0.0), device="cpu", progress=False)
+                  max_train_reports=64, canaries=200, lora=LoraSettings(dropout=0.0), device="cpu", progress=False,
+                  lp_ft=0.0, max_grad_norm=1.0)  # one DP phase, clip 1: the mechanism this audit is sized for
     return TrainConfig(**{**values, **overrides})
 
 
