@@ -31,7 +31,8 @@ def profile_table(profile) -> str:
             rule = baselines.loc[baselines["dataset"] == dataset, metric]
             cells["rule labeller (ε=0)"] = f"{rule.iloc[0]:.3f}" if len(rule) and pd.notna(rule.iloc[0]) else ""
             rows.append({"": f"{dataset} {name}", **cells})
-    table = pd.DataFrame(rows).fillna("")
+    order = seed_summary(frame).sort_values("setting_order")["setting"].drop_duplicates().tolist()
+    table = pd.DataFrame(rows).reindex(columns=["", *order, "rule labeller (ε=0)"]).fillna("")
     seeds = sorted(set(frame.groupby(["dataset", "setting"])["seed"].nunique()))
     note = f"\n\nMean over {'–'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} seed(s), test split."
     return table.to_markdown(index=False) + note + "\n"
