@@ -83,7 +83,7 @@ def test_dp_card_states_epsilon_delta_and_the_audit(runs):
     assert meta["radcore"]["delta"] == pytest.approx(privacy["delta"])
     assert meta["radcore"]["accountant"] == "rdp" and "differential-privacy" in meta["tags"]
     assert f"{privacy['epsilon_spent']:.4g}" in body and f"{privacy['delta']:.3g}" in body
-    assert "poisson" in body and "max norm 1" in body and f"{privacy['steps']} (planned" in body
+    assert "poisson" in body and f"max norm {privacy['max_grad_norm']:g}" in body and f"{privacy['steps']} (planned" in body
     assert "audit_epsilon_lower_bound" in meta["radcore"] and "One-run canary audit" in body
     assert "--canaries 20" in body and "--epsilon 2" in body
     config = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
