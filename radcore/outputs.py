@@ -60,10 +60,14 @@ def check_writable(path: str | Path) -> None:
                           hint="choose another destination, or a folder you can write to")
 
 
-def check_file_target(path: str | Path) -> Path:
-    """``path`` can be written as one file (replacing an old one): it is not a folder, and its folder is writable."""
+def check_file_target(path: str | Path, *, fixed_name: bool = False) -> Path:
+    """``path`` can be written as one file (replacing an old one): it is not a folder, and its folder is writable.
+    ``fixed_name``: the command chose the name (the user named only its folder), so a folder there is in the way."""
     path = Path(path)
     if path.is_dir():
+        if fixed_name:
+            raise OutputError(f"{path} is a folder, where this command writes its record",
+                              hint="move that folder away and run again")
         raise OutputError(f"{path} is a folder; name the JSON file to write, e.g. {path / 'record.json'}")
     check_writable(path)
     return path

@@ -690,6 +690,46 @@ def _(root):
     return label(root) + ["--out", str(read_only(root / "ro") / "l.json")]
 
 
+def audit(run: Path) -> list[str]:
+    return ["audit", "--run", str(run), "--bootstrap", "20"]
+
+
+@case("audit-run-folder-missing", "cli", out=False, error=("case/nowhere", "no results.json"))
+def _(root):
+    root.mkdir(parents=True)
+    return audit(root / "nowhere")
+
+
+@case("audit-run-folder-unwritable", "cli", out=False, error=("cannot write", "finished/audit.json", "no permission"))
+def _(root):
+    run = finished_run(root)
+    read_only(run)
+    return audit(run)
+
+
+@case("audit-record-is-a-folder", "cli", out=False, error=("finished/audit.json is a folder",))
+def _(root):
+    run = finished_run(root)
+    (run / "audit.json").mkdir()
+    return audit(run)
+
+
+@case("audit-cut-off-results", "cli", out=False,
+      error=("finished/results.json is not valid JSON (line", "cut off or damaged", "--overwrite"))
+def _(root):
+    run = finished_run(root)
+    cut_in_half(run / "results.json")
+    return audit(run)
+
+
+@case("audit-cut-off-adapter", "cli", out=False,
+      error=("cannot read the saved weights in", "finished/adapter", "cut off or damaged", "--overwrite"))
+def _(root):
+    run = finished_run(root)
+    cut_in_half(run / "adapter" / "adapter_model.safetensors")
+    return audit(run)
+
+
 # ------------------------------------------------------------------------------------------ grid profiles
 
 PROFILE = """\

@@ -18,6 +18,7 @@ from radcore.audit import canaries as canary_mod
 from radcore.audit.membership import membership_inference
 from radcore.audit.one_run import audit_canaries
 from radcore.audit.scores import label_log_odds, per_report_loss, probabilities
+from radcore.outputs import check_file_target
 from radcore.results import RESULTS_FILE, library_versions, read_results, write_json_atomic
 
 AUDIT_FILE = "audit.json"
@@ -63,6 +64,7 @@ def audit_run(run_dir: str | Path, *, device: str = "auto", n_bootstrap: int = 1
     start = time.perf_counter()
     run_dir = Path(run_dir)
     results = read_results(run_dir)
+    check_file_target(run_dir / AUDIT_FILE, fixed_name=True)
     config, members, nonmembers = _members_and_nonmembers(results)
     if len(nonmembers) == 0:
         raise ValueError(f"run {run_dir} trained on every report of its corpus: no non-member is left to attack with")
