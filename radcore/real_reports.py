@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from radcore.corpus_tables import MIN_POSITIVES_FOR_F1, few_positives, prevalence, report_lengths
+from radcore.grid.profile import MODE_NAMES
 from radcore.results_tables import headline_numbers
 
 REAL_DATASET = "openi"
@@ -160,7 +161,8 @@ def corpus_contrast(corpora, *, minimum: int = MIN_POSITIVES_FOR_F1) -> pd.DataF
 
 
 REAL_REPORTS_KEYS = ("n_runs", "n_seeds", "model", "n_train", "lora_f1", "full_f1", "dp_f1", "dp_eps", "lora_dp_gap",
-                     "lora_auroc", "dp_auroc", "labeller_f1", "syn_n_runs", "syn_n_train", "syn_lora_f1",
+                     "lora_auroc", "dp_auroc", "labeller_f1", "tfidf_f1", "head_f1", "dp_head_f1", "dp1_f1",
+                     "lora_tfidf_gap", "syn_n_runs", "syn_n_train", "syn_lora_f1",
                      "syn_full_f1", "syn_dp_f1", "syn_lora_auroc", "syn_dp_auroc", "lora_diff", "full_diff", "dp_diff",
                      "n_compared", "dp_noise", "syn_dp_noise", "min_positives", "n_few_labels", "few_labels",
                      "train_split", "syn_train_split", "words_p50", "syn_words_p50", "positives_per_report",
@@ -184,6 +186,8 @@ def real_reports_numbers(real: pd.DataFrame, synthetic: pd.DataFrame, *, real_la
     - n_runs, n_seeds, model, n_train (training reports a run used), lora_f1, full_f1, dp_f1 and dp_eps
       (DP-LoRA at its largest epsilon), lora_dp_gap: as :func:`radcore.results_tables.headline_numbers` gives them;
       lora_auroc and dp_auroc the same for macro AUROC; labeller_f1 the rule labeller's weighted F1;
+    - tfidf_f1, head_f1, dp_head_f1 (DP head at dp_eps), dp1_f1 (DP-LoRA at epsilon 1): mean weighted F1 of those
+      rows; lora_tfidf_gap: LoRA minus TF-IDF;
     - syn_*: the same model on the synthetic dataset (syn_dp_* at the real runs' dp_eps), syn_n_runs its runs;
       lora_diff, full_diff, dp_diff: real minus synthetic weighted F1; n_compared: settings both ran;
     - dp_noise, syn_dp_noise: mean DP noise multiplier at dp_eps on each side;
@@ -206,6 +210,12 @@ def real_reports_numbers(real: pd.DataFrame, synthetic: pd.DataFrame, *, real_la
     numbers["lora_auroc"], numbers["dp_auroc"] = auroc["lora_f1"], auroc["dp_f1"]
     rule = baselines[baselines["dataset"] == real_dataset] if baselines is not None and len(baselines) else None
     numbers["labeller_f1"] = float(rule["weighted_f1"].iloc[0]) if rule is not None and len(rule) else math.nan
+    mean_f1 = real[real["model"] == model].groupby("setting")["weighted_f1"].mean()
+    row = lambda setting: float(mean_f1.get(setting, math.nan))  # noqa: E731
+    numbers.update(tfidf_f1=row(MODE_NAMES["tfidf"]), head_f1=row(MODE_NAMES["head"]),
+                   dp_head_f1=row(f"{MODE_NAMES['dp-head']} ε={numbers['dp_eps']:g}"),
+                   dp1_f1=row(f"{MODE_NAMES['dp-lora']} ε=1"))
+    numbers["lora_tfidf_gap"] = numbers["lora_f1"] - numbers["tfidf_f1"]
 
     compared = real_vs_synthetic(real, synthetic, real_dataset=real_dataset, synthetic_dataset=synthetic_dataset)
     compared = compared[compared["model"] == model].set_index("setting")
