@@ -5,8 +5,8 @@ Studies (``--study``):
 * ``adapt``: LoRA at adapt_layers 1, 2 and all, at the same number of reports seen, on both synthetic corpora
   (what the CPU default trades for speed; one seed).
 * ``levers``: the DP recipe, one lever at a time from a baseline, at epsilon 1 and 10: expected batch, epochs,
-  learning rate, clip norm, optimizer, head initialisation, LP-FT and its budget split; head / dp-head and
-  TF-IDF beside them. No lever reads private data outside the accounted mechanism: every choice is scored on
+  learning rate, clip norm, optimizer (AdamW, SGD with momentum, DP-AdamBC), head initialisation, LP-FT and its
+  budget split, an EMA of the weights; the DP head beside them. No lever reads private data outside the accounted mechanism: every choice is scored on
   the test split once, with the fixed threshold; nothing is selected on validation data.
 * ``data``: the DP-LoRA minus LoRA gap at epsilon 1 and 10 against the number of training reports (quick's LoRA
   row and radcore's DP-LoRA defaults).
@@ -46,6 +46,9 @@ LEVERS = {
     "zero head": {"head_init": "zero"},
     "radcore default: clip 0.1, LP-FT 0.5": {"max_grad_norm": 0.1, "lp_ft": 0.5},
     "default + LP-FT 0.3": {"max_grad_norm": 0.1, "lp_ft": 0.3},
+    "default + DP-AdamBC": {"max_grad_norm": 0.1, "lp_ft": 0.5, "optimizer": "adambc"},
+    "default + EMA 0.9": {"max_grad_norm": 0.1, "lp_ft": 0.5, "ema": 0.9},
+    "SGD momentum 0.9 (lr 5), clip 0.1": {"optimizer": "sgd", "learning_rate": 5.0, "max_grad_norm": 0.1},
 }
 LEVER_DATASETS = ("mimic-cxr",)  # one corpus: each DP-LoRA cell costs minutes on the CPU
 # The data study compares what the book ships: quick's LoRA row and DP-LoRA with radcore's default recipe.

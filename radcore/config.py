@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from radcore.classifier import POOLINGS
 from radcore.device import PRECISIONS
 from radcore.models import LoraSettings
+from radcore.optim import OPTIMIZERS
 
 MODES = ("lora", "dp-lora", "full", "dp-full", "head", "dp-head", "tfidf")
 HEAD_MODES = ("head", "dp-head")  # a linear head on the frozen encoder's pooled features (adapt_layers 0)
-OPTIMIZERS = ("adamw", "sgd")
 HEAD_INITS = ("random", "zero")
 # LP-FT by default for DP fine-tuning: a DP head first (half the budget), then DP-LoRA from it; measured by
 # benchmarks/recipe.py (synthetic MIMIC-CXR, epsilon 10: 0.719 without, 0.874 with, clip 0.1).
@@ -48,7 +48,8 @@ class TrainConfig:
     precision: str = "auto"  # training forward pass: "bf16" autocast, "fp32", or "auto" (bf16 where native)
     accountant: str = "rdp"
     adapt_layers: int | str = "all"  # top encoder layers LoRA / full FT adapt; the rest is a cached frozen prefix
-    optimizer: str = "adamw"  # "adamw", or "sgd" (momentum 0.9)
+    optimizer: str = "adamw"  # "adamw", "sgd" (momentum 0.9) or "adambc" (DP-AdamBC, radcore.optim)
+    ema: float = 0.0  # decay per step of an EMA of the trained weights, written back at the end; 0 off
     head_init: str = "random"  # classifier head: "random" (PyTorch's default) or "zero" (public: reads no data)
     lp_ft: float | None = None  # LP-FT: share of the budget spent first on the head alone; 0 off; None: DEFAULT_LP_FT
     lp_epochs: int = 20  # epochs of that head phase (head modes' batch and learning rate)
@@ -85,6 +86,8 @@ class TrainConfig:
         self._check_adapt_layers()
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if isinstance(self.ema, bool) or not (isinstance(self.ema, numbers.Real) and 0 <= self.ema < 1):
+            raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {self.ema!r}")
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"unknown head_init {self.head_init!r}; choose one of {', '.join(HEAD_INITS)}")
         share = self.lp_ft

@@ -14,6 +14,7 @@ from radcore.config import TrainConfig
 from radcore.device import autocast, resolve_precision
 from radcore.dp import check_step_budget, make_private, privacy_record
 from radcore.models import load_classifier, model_spec, wrap_lora
+from radcore.optim import WeightEMA, dp_noise_variance, make_optimizer
 from radcore.privacy import PrivacyPlan, plan_privacy
 
 # Opacus' hooks on a frozen encoder trigger this notice on every backward pass; it is expected.
@@ -98,14 +99,13 @@ def fit(config: TrainConfig, model, data: Encoded, device: torch.device, *, plan
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     if config.is_private and plan is None:
         plan = plan_privacy(epsilon=config.epsilon, delta=config.delta, n_train=len(data),
                             batch_size=config.batch, epochs=config.epochs,
                             max_grad_norm=config.max_grad_norm, accountant=config.accountant)
+    optimizer = make_optimizer(config.optimizer, params, lr=config.lr,
+                               noise_variance=dp_noise_variance(plan, len(data)) if plan is not None else 0.0)
+    ema = WeightEMA(params, config.ema) if config.ema else None
     if plan is not None:
         model, optimizer, loader, _engine = make_private(model, optimizer, loader, plan, config.seed)
     total_steps = config.epochs * len(loader)
@@ -120,12 +120,16 @@ def fit(config: TrainConfig, model, data: Encoded, device: torch.device, *, plan
                     check_step_budget(plan, steps)
                 loss = step(model, optimizer, batch, device, fields=data.fields, chunk=config.physical_batch_size,
                             private=plan is not None, precision=precision)
+                if ema is not None:
+                    ema.update()
                 steps += 1
                 seen += len(batch[-1])
                 bar.update()
                 if config.progress and steps % 10 == 0:  # .item() waits for the device: not every step
                     bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     seconds = time.perf_counter() - start
+    if ema is not None:
+        ema.write_back()
     privacy = None
     if plan is not None:
         privacy = privacy_record(plan, steps=steps, n_train=len(data))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from radcore.errors import OutputError
 from radcore.results import (PREDICTIONS_FILE, RESULTS_FILE, STALE_PATTERNS, fsync_dir, replace_dir_atomic,
-                             sync_filesystem)
+                             same_config, sync_filesystem)
 
 # What a run folder may hold besides stale temporaries: train's files, evaluate's records, the grid's notebooks
 # and lock (radcore.grid.runner, radcore.grid.lock).
@@ -106,7 +106,7 @@ def check_run_target(out: str | Path, config: dict, *, overwrite: bool = False) 
         what = "entry that is" if len(foreign) == 1 else "entries that are"
         raise OutputError(f"--out {out} holds {len(foreign)} {what} not part of a radcore run (e.g. "
                           f"{foreign[0]!r}); --overwrite replaces run folders only", hint="choose a new or empty --out")
-    if _recorded_config(out) == json.loads(json.dumps(config)) or overwrite:
+    if same_config(_recorded_config(out), json.loads(json.dumps(config))) or overwrite:
         return out
     what = "another run (its results.json records another config)" if RESULTS_FILE in names else \
         "an unfinished run (no results.json)"

@@ -194,3 +194,18 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+# Fields radcore.config.TrainConfig gained after runs were recorded without them. Each one's default reproduces
+# what the code did before the field existed, so a run recorded without it is the run its default asks for
+# (radcore.grid.runner.is_done, radcore.outputs.check_run_target).
+ADDED_FIELDS = {"ema": 0.0}
+
+
+def same_config(recorded: dict, current: dict) -> bool:
+    """Whether a ``results.json`` config asks for the run that ``current`` (``TrainConfig.as_dict()`` as JSON)
+    asks for: equal, up to :data:`ADDED_FIELDS` that ``recorded`` predates and ``current`` leaves at default."""
+    if not isinstance(recorded, dict):
+        return False
+    predates = {k: ADDED_FIELDS[k] for k in ADDED_FIELDS if k not in recorded}
+    return {**recorded, **predates} == current

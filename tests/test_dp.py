@@ -148,3 +148,19 @@ def test_dp_lora_learns_far_above_the_trivial_baselines(learned):
 
 def test_non_private_lora_does_at_least_as_well(learned):
     assert learned["lora"] >= learned["dp-lora"] - 0.02
+
+
+@pytest.mark.parametrize("overrides", [{"optimizer": "adambc"}, {"ema": 0.5}, {"optimizer": "sgd"}])
+def test_optimizer_levers_keep_the_budget_and_train_the_adapter_only(overrides):
+    """DP-AdamBC and the weight EMA change how the DP gradients are used, never which gradients are released:
+    the run spends at most its target, and the frozen base stays as it was."""
+    config = _config(epochs=2, **overrides)
+    corpus = easy_corpus(96, 0)
+    torch.manual_seed(0)
+    model, _ = build_model(config, len(corpus.label_names), CPU)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    data = encode(corpus, load_tokenizer(model_spec(config.model)), max_length=config.max_length)
+    model, privacy, timing = fit(config, model, data, CPU)
+    assert privacy["epsilon_spent"] <= config.epsilon and privacy["steps"] == timing["train_steps"]
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert moved and all("lora_" in n or "classifier" in n for n in moved), sorted(moved)[:5]

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from radcore.grid.lock import cell_lock, clear_stale_lock
 from radcore.grid.profile import Cell, Profile
-from radcore.results import RESULTS_FILE, remove_stale, replace_file_atomic
+from radcore.results import RESULTS_FILE, remove_stale, replace_file_atomic, same_config
 
 log = logging.getLogger(__name__)
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -150,7 +150,7 @@ def is_done(cell: Cell | CellJob, root: str | Path | None = None) -> bool:
         return False  # unreadable: run it again
     # The parameters matter when a config changed and the rerun was killed between writing results.json
     # and moving its notebook: the book still holds the old config's notebook, so the cell is not done.
-    return recorded == job.config and executed == job.parameters
+    return same_config(recorded, job.config) and executed == job.parameters
 
 
 def _retitle(path: Path, title: str) -> None:
