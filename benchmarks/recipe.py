@@ -68,7 +68,7 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
                for clip, over in ((", clip 1.0", {"max_grad_norm": 1.0}), (", clip 0.1", {"max_grad_norm": 0.1}))]
     data = [(d, f"{mode} n={n}" + (f" · ε={eps:g}" if eps else ""),
              {**(DP_DEFAULT if eps else QUICK_LORA), "max_train_reports": n, **({"epsilon": eps} if eps else {})})
-            for d in DATASETS for n in (500, 1000, 2000, 4000, 8000)
+            for n in (500, 1000, 2000, 4000, 8000) for d in DATASETS  # smallest first: a cut-short run has both
             for mode, eps in (("LoRA", None), ("DP-LoRA", 1.0), ("DP-LoRA", 10.0))]
     return {"adapt": adapt, "levers": levers, "data": data}
 
