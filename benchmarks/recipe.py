@@ -6,7 +6,7 @@ Studies (``--study``):
   (what the CPU default trades for speed; one seed).
 * ``levers``: the DP recipe, one lever at a time from a baseline, at epsilon 1 and 10: expected batch, epochs,
   learning rate, clip norm, optimizer (AdamW, SGD with momentum, DP-AdamBC), head initialisation, LP-FT and its
-  budget split, an EMA of the weights; the DP head beside them. No lever reads private data outside the accounted mechanism: every choice is scored on
+  budget split, an EMA of the weights, the head's public centre (radcore.centre); the DP head beside them. No lever reads private data outside the accounted mechanism: every choice is scored on
   the test split once, with the fixed threshold; nothing is selected on validation data.
 * ``data``: the DP-LoRA minus LoRA gap at epsilon 1 and 10 against the number of training reports (quick's LoRA
   row and radcore's DP-LoRA defaults).
@@ -32,10 +32,10 @@ TABLES = ROOT / "book" / "generated"
 DATASETS = ("mimic-cxr", "ct-rate")
 MAX_LENGTH = {"mimic-cxr": 128, "ct-rate": 64}
 
-# Every lever departs from the DP-LoRA settings radcore had before this study (clip 1.0, no LP-FT), at quick's
-# shape (top layer over the cached prefix, 3 epochs); "radcore default" is the recipe radcore now ships.
+# Every lever departs from the DP-LoRA settings radcore had before this study (clip 1.0, no LP-FT, no centring), at
+# quick's shape (top layer over the cached prefix, 3 epochs); "radcore default" is the recipe radcore now ships.
 DP_BASE = {"mode": "dp-lora", "adapt_layers": 1, "epochs": 3, "batch_size": 256, "physical_batch_size": 64,
-           "learning_rate": 1e-2, "max_grad_norm": 1.0, "lp_ft": 0.0}
+           "learning_rate": 1e-2, "max_grad_norm": 1.0, "lp_ft": 0.0, "centre": False}
 LEVERS = {
     "before: clip 1.0, no LP-FT": {},
     "clip 0.1": {"max_grad_norm": 0.1},
@@ -44,10 +44,11 @@ LEVERS = {
     "epochs 6": {"epochs": 6},
     "SGD momentum 0.9 (lr 0.5)": {"optimizer": "sgd", "learning_rate": 0.5},
     "zero head": {"head_init": "zero"},
-    "radcore default: clip 0.1, LP-FT 0.5": {"max_grad_norm": 0.1, "lp_ft": 0.5},
-    "default + LP-FT 0.3": {"max_grad_norm": 0.1, "lp_ft": 0.3},
-    "default + DP-AdamBC": {"max_grad_norm": 0.1, "lp_ft": 0.5, "optimizer": "adambc"},
-    "default + EMA 0.9": {"max_grad_norm": 0.1, "lp_ft": 0.5, "ema": 0.9},
+    "clip 0.1, LP-FT 0.5": {"max_grad_norm": 0.1, "lp_ft": 0.5},
+    "clip 0.1, LP-FT 0.3": {"max_grad_norm": 0.1, "lp_ft": 0.3},
+    "clip 0.1, LP-FT 0.5, DP-AdamBC": {"max_grad_norm": 0.1, "lp_ft": 0.5, "optimizer": "adambc"},
+    "clip 0.1, LP-FT 0.5, EMA 0.9": {"max_grad_norm": 0.1, "lp_ft": 0.5, "ema": 0.9},
+    "radcore default: clip 0.1, LP-FT 0.5, public centre": {"max_grad_norm": 0.1, "lp_ft": 0.5, "centre": True},
     "SGD momentum 0.9 (lr 5), clip 0.1": {"optimizer": "sgd", "learning_rate": 5.0, "max_grad_norm": 0.1},
 }
 LEVER_DATASETS = ("mimic-cxr",)  # one corpus: each DP-LoRA cell costs minutes on the CPU
@@ -65,7 +66,9 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
     levers += [(d, f"dp-head{clip} · ε={eps:g}", {"mode": "dp-head", "epsilon": eps, "epochs": 20,
                                                   "physical_batch_size": 256, **over})
                for d in LEVER_DATASETS for eps in epsilons
-               for clip, over in ((", clip 1.0", {"max_grad_norm": 1.0}), (", clip 0.1", {"max_grad_norm": 0.1}))]
+               for clip, over in ((", clip 1.0", {"max_grad_norm": 1.0, "centre": False}),
+                                  (", clip 0.1", {"max_grad_norm": 0.1, "centre": False}),
+                                  (", clip 0.1, public centre (default)", {"max_grad_norm": 0.1, "centre": True}))]
     data = [(d, f"{mode} n={n}" + (f" · ε={eps:g}" if eps else ""),
              {**(DP_DEFAULT if eps else QUICK_LORA), "max_train_reports": n, **({"epsilon": eps} if eps else {})})
             for n in (500, 1000, 2000, 4000, 8000) for d in DATASETS  # smallest first: a cut-short run has both

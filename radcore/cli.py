@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lp-epochs", type=_positive_int, default=20, help="epochs of the LP-FT head phase")
     train.add_argument("--optimizer", choices=("adamw", "sgd", "adambc"), default="adamw",
                        help="adamw, sgd (momentum 0.9) or adambc (DP-AdamBC: Adam's second moment less the DP noise)")
+    train.add_argument("--centre", action=argparse.BooleanOptionalAction, default=None,
+                       help="train the head on pooled features centred by their mean over public synthetic reports "
+                            "(radcore.centre; default: on for DP heads: dp-head and DP LP-FT)")
     train.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                        help="EMA of the trained weights with this decay per step, written back at the end (0: off)")
     train.add_argument("--head-init", choices=("random", "zero"), default="random")
@@ -227,7 +230,7 @@ def _run(args) -> dict:
             delta=args.delta, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             max_length=args.max_length, max_grad_norm=args.max_grad_norm, accountant=args.accountant,
             physical_batch_size=args.physical_batch_size, precision=args.precision, adapt_layers=args.adapt_layers,
-            lp_ft=args.lp_ft, lp_epochs=args.lp_epochs, optimizer=args.optimizer, ema=args.ema,
+            lp_ft=args.lp_ft, lp_epochs=args.lp_epochs, optimizer=args.optimizer, ema=args.ema, centre=args.centre,
             head_init=args.head_init,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, canaries=args.canaries, device=args.device)

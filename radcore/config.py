@@ -50,6 +50,7 @@ class TrainConfig:
     adapt_layers: int | str = "all"  # top encoder layers LoRA / full FT adapt; the rest is a cached frozen prefix
     optimizer: str = "adamw"  # "adamw", "sgd" (momentum 0.9) or "adambc" (DP-AdamBC, radcore.optim)
     ema: float = 0.0  # decay per step of an EMA of the trained weights, written back at the end; 0 off
+    centre: bool | None = None  # the head trains on publicly centred features (radcore.centre); None: DP heads do
     head_init: str = "random"  # classifier head: "random" (PyTorch's default) or "zero" (public: reads no data)
     lp_ft: float | None = None  # LP-FT: share of the budget spent first on the head alone; 0 off; None: DEFAULT_LP_FT
     lp_epochs: int = 20  # epochs of that head phase (head modes' batch and learning rate)
@@ -88,6 +89,11 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if isinstance(self.ema, bool) or not (isinstance(self.ema, numbers.Real) and 0 <= self.ema < 1):
             raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {self.ema!r}")
+        if self.centre not in (None, True, False):
+            raise ValueError(f"centre must be true, false or unset, got {self.centre!r}")
+        if self.centre and self.mode not in HEAD_MODES and not self.lp_share:
+            raise ValueError(f"centre applies to a head trained on pooled features (head modes, or LP-FT's head "
+                             f"phase), not to mode {self.mode!r} without lp_ft")
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"unknown head_init {self.head_init!r}; choose one of {', '.join(HEAD_INITS)}")
         share = self.lp_ft
@@ -146,10 +152,19 @@ class TrainConfig:
     def batch(self) -> int:
         return self.batch_size if self.batch_size is not None else DEFAULT_BATCH_SIZE[self.mode]
 
+    @property
+    def centres(self) -> bool:
+        """Whether a head trains on publicly centred pooled features (:mod:`radcore.centre`): ``centre``, or by
+        default a DP head (``dp-head``, and the head phase of DP LP-FT), where clipping makes it pay."""
+        if self.centre is not None:
+            return self.centre
+        return self.mode == "dp-head" or (self.is_private and self.lp_share > 0)
+
     def as_dict(self) -> dict:
         """The config with mode defaults resolved, as stored in results.json."""
         return {**dataclasses.asdict(self), "learning_rate": self.lr, "batch_size": self.batch,
-                "adapt_layers": self.top_layers if self.top_layers is not None else "all", "lp_ft": self.lp_share}
+                "adapt_layers": self.top_layers if self.top_layers is not None else "all", "lp_ft": self.lp_share,
+                "centre": self.centres}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

@@ -17,6 +17,7 @@ from transformers import set_seed
 from radcore.audit.canaries import add_canaries
 from radcore.batches import encode
 from radcore.card import write_card
+from radcore.centre import centred, fold_centre, public_centre
 from radcore.config import TrainConfig
 from radcore.corpus import Corpus
 from radcore.data import load_corpus
@@ -24,7 +25,7 @@ from radcore.device import resolve_device, resolve_precision
 from radcore.dp import composed_record
 from radcore.errors import DataError
 from radcore.evaluate import predict, score
-from radcore.fit import build_model, copy_head, fit
+from radcore.fit import build_model, copy_head, fit, head_module
 from radcore.models import check_model, count_parameters, load_tokenizer, loaded_checkpoint_format
 from radcore.prefix_cache import prefix_features
 from radcore.privacy import plan_phases
@@ -67,12 +68,21 @@ def _fit_tfidf(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray])
 
 def _fit_neural(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray], device: torch.device):
     model, spec = build_model(config, len(corpus.label_names), device)
-    tokens = encode(corpus, load_tokenizer(spec), max_length=config.max_length)
+    tokenizer = load_tokenizer(spec)
+    tokens = encode(corpus, tokenizer, max_length=config.max_length)
     precision = resolve_precision(config.precision, device)
     caches, data = [], tokens
     if model.feature_kind is not None:  # the frozen prefix runs once per corpus, not once per step
         data, record = prefix_features(model, tokens, precision=precision, device=device, progress=config.progress)
         caches.append(record)
+
+    def centre_of(head_model):  # a public centre for a head on pooled features (radcore.centre)
+        centre, record = public_centre(head_model, config.dataset, tokenizer, max_length=config.max_length,
+                                       precision=precision, device=device)
+        caches.append(record)
+        return centre
+
+    centre = centre_of(model) if model.feature_kind == "pooled" and config.centres else None
     plans, tuning = [None, None], config
     if config.lp_share:  # LP-FT: the head alone first, on the pooled features, with its share of the budget
         head_config, tuning = config.head_phase(), config.tuning_phase()
@@ -84,9 +94,19 @@ def _fit_neural(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray]
         head, _ = build_model(head_config, len(corpus.label_names), device)
         pooled, record = prefix_features(head, tokens, precision=precision, device=device, progress=config.progress)
         caches.append(record)
-        head, head_privacy, head_timing = fit(head_config, head, pooled.take(rows["train"]), device, plan=plans[0])
+        pooled = pooled.take(rows["train"])
+        head_centre = centre_of(head) if head_config.centres else None
+        if head_centre is not None:
+            pooled = centred(pooled, head_centre)
+        head, head_privacy, head_timing = fit(head_config, head, pooled, device, plan=plans[0])
+        if head_centre is not None:
+            fold_centre(head_module(head), head_centre)
         copy_head(head, model)
-    model, privacy, timing = fit(tuning, model, data.take(rows["train"]), device, plan=plans[1])
+    train_data = data.take(rows["train"])
+    model, privacy, timing = fit(tuning, model, train_data if centre is None else centred(train_data, centre), device,
+                                 plan=plans[1])
+    if centre is not None:
+        fold_centre(head_module(model), centre)
     if config.lp_share:
         if privacy is not None:
             privacy = composed_record([head_privacy, privacy], epsilon_target=config.epsilon)
