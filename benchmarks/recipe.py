@@ -49,6 +49,7 @@ LEVERS = {
     "clip 0.1, LP-FT 0.5, DP-AdamBC": {"max_grad_norm": 0.1, "lp_ft": 0.5, "optimizer": "adambc"},
     "clip 0.1, LP-FT 0.5, EMA 0.9": {"max_grad_norm": 0.1, "lp_ft": 0.5, "ema": 0.9},
     "radcore default: clip 0.1, LP-FT 0.5, public centre": {"max_grad_norm": 0.1, "lp_ft": 0.5, "centre": True},
+    "radcore default + epochs 6": {"max_grad_norm": 0.1, "lp_ft": 0.5, "centre": True, "epochs": 6},
     "SGD momentum 0.9 (lr 5), clip 0.1": {"optimizer": "sgd", "learning_rate": 5.0, "max_grad_norm": 0.1},
 }
 LEVER_DATASETS = ("mimic-cxr",)  # one corpus: each DP-LoRA cell costs minutes on the CPU
