@@ -137,7 +137,7 @@ class TrainConfig:
 
     def tuning_phase(self) -> "TrainConfig":
         """LP-FT's second phase: this run's mode, from the head the first phase trained."""
-        return dataclasses.replace(self, lp_ft=0.0)
+        return dataclasses.replace(self, lp_ft=0.0, centre=None)  # the centre is the head phase's (radcore.centre)
 
     @property
     def lp_share(self) -> float:

@@ -42,6 +42,8 @@ def test_dp_heads_centre_by_default_and_the_saved_head_scores_as_the_run_did(syn
     assert TrainConfig(dataset="mimic-cxr", data_dir="-", mode="dp-head", epsilon=1.0).centres
     assert TrainConfig(dataset="mimic-cxr", data_dir="-", mode="dp-lora", epsilon=1.0).centres  # LP-FT's head
     assert not TrainConfig(dataset="mimic-cxr", data_dir="-", mode="head").centres
+    explicit = TrainConfig(dataset="mimic-cxr", data_dir="-", mode="dp-lora", epsilon=1.0, centre=True)
+    assert explicit.head_phase().centres and not explicit.tuning_phase().centres
     with pytest.raises(ValueError, match="centre applies to a head"):
         TrainConfig(dataset="mimic-cxr", data_dir="-", mode="lora", centre=True)
     run = tmp_path / "run"
