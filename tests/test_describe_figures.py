@@ -210,6 +210,18 @@ def test_headline_numbers():
         results_tables.headline_numbers(runs(), dataset="mimic-cxr", model="nope")
 
 
+def test_target_table_says_which_targets_hold():
+    table = results_tables.target_table(runs(models=("tiny-bert",), datasets=("mimic-cxr",)))
+    rows = table.set_index("target")
+    assert list(rows.index) == ["LoRA >= 0.90", "LoRA - DP-LoRA ε=1 <= 0.15", "DP-LoRA ε=0.1 >= 0.50",
+                                "DP-LoRA rises with ε"]  # no epsilon-10 run: no epsilon-10 row
+    assert rows.loc["LoRA >= 0.90", "measured"] == pytest.approx(0.75) and not rows.loc["LoRA >= 0.90", "met"]
+    assert rows.loc["LoRA - DP-LoRA ε=1 <= 0.15", "measured"] == pytest.approx(0.10)
+    assert rows.loc["LoRA - DP-LoRA ε=1 <= 0.15", "met"] and rows.loc["DP-LoRA ε=0.1 >= 0.50", "met"]
+    inverted = runs(models=("tiny-bert",), datasets=("mimic-cxr",), settings=(SETTINGS[1], SETTINGS[0], SETTINGS[2]))
+    assert not results_tables.target_table(inverted).set_index("target").loc["DP-LoRA rises with ε", "met"]
+
+
 # ----------------------------------------------------------------------------------------------- figures
 
 
