@@ -1,7 +1,8 @@
 """Run a profile's grid: one papermill-executed run notebook per cell, resumable, failures kept apart.
 
-A cell is done when its ``results.json`` records the config the cell would run now and its executed
-notebook, run with the cell's parameters, is in the book; done cells are skipped, so an interrupted grid
+A cell is done when its ``results.json`` records the config the cell would run now (up to fields added to
+the config since, at the default that reproduces the older code: :func:`radcore.results.same_config`) and its
+executed notebook, run with the cell's parameters, is in the book; done cells are skipped, so an interrupted grid
 resumes where it stopped. Each cell's notebook is executed into a temporary file and moved into
 ``book/runs/<profile>/`` only when it succeeded; a failed cell's notebook goes to
 ``<run_dir>/failed.ipynb`` (out of the book) and its error is reported at the end.
