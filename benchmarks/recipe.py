@@ -8,6 +8,9 @@ Studies (``--study``):
   learning rate, clip norm, optimizer (AdamW, SGD with momentum, DP-AdamBC), head initialisation, LP-FT and its
   budget split, an EMA of the weights, the head's public centre (radcore.centre); the DP head beside them. No lever reads private data outside the accounted mechanism: every choice is scored on
   the test split once, with the fixed threshold; nothing is selected on validation data.
+* ``heads``: the linear head on the frozen pooled features (head modes, and LP-FT's first phase), DP at epsilon
+  0.1, 1 and 10 and non-private, at its batch, learning rate, epochs and centring, on both synthetic corpora: a
+  step there costs milliseconds, so the head can take large batches and many epochs.
 * ``data``: the DP-LoRA minus LoRA gap at epsilon 1 and 10 against the number of training reports (quick's LoRA
   row and radcore's DP-LoRA defaults).
 
@@ -52,6 +55,24 @@ LEVERS = {
     "radcore default + epochs 6": {"max_grad_norm": 0.1, "lp_ft": 0.5, "centre": True, "epochs": 6},
     "SGD momentum 0.9 (lr 5), clip 0.1": {"optimizer": "sgd", "learning_rate": 5.0, "max_grad_norm": 0.1},
 }
+# The head study: each DP head departs from radcore's head settings before it (batch 256, lr 0.05, 20 epochs).
+DP_HEADS = {
+    "before: batch 256, lr 0.05, 20 epochs": {"batch_size": 256, "learning_rate": 0.05, "epochs": 20},
+    "batch 256, lr 0.2, 20 epochs": {"batch_size": 256, "learning_rate": 0.2, "epochs": 20},
+    "batch 1024, lr 0.05, 80 epochs": {"batch_size": 1024, "learning_rate": 0.05, "epochs": 80},
+    "radcore default: batch 1024, lr 0.2, 80 epochs": {"batch_size": 1024, "learning_rate": 0.2, "epochs": 80},
+    "batch 1024, lr 0.5, 80 epochs": {"batch_size": 1024, "learning_rate": 0.5, "epochs": 80},
+    "batch 1024, lr 0.2, 160 epochs": {"batch_size": 1024, "learning_rate": 0.2, "epochs": 160},
+    "batch 4096, lr 0.2, 200 epochs": {"batch_size": 4096, "learning_rate": 0.2, "epochs": 200},
+}
+HEADS = {
+    "before: batch 64, lr 0.01, 20 epochs, raw features": {"batch_size": 64, "learning_rate": 0.01, "epochs": 20,
+                                                          "centre": False},
+    "batch 256, lr 0.05, 80 epochs, raw features": {"batch_size": 256, "learning_rate": 0.05, "epochs": 80,
+                                                    "centre": False},
+    "radcore default: batch 256, lr 0.05, 80 epochs, centred": {"batch_size": 256, "learning_rate": 0.05,
+                                                                "epochs": 80, "centre": True},
+}
 LEVER_DATASETS = ("mimic-cxr",)  # one corpus: each DP-LoRA cell costs minutes on the CPU
 # The data study compares what the book ships: quick's LoRA row and DP-LoRA with radcore's default recipe.
 QUICK_LORA = {"mode": "lora", "adapt_layers": 1, "epochs": 6, "learning_rate": 1e-2, "physical_batch_size": 64}
@@ -70,11 +91,16 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
                for clip, over in ((", clip 1.0", {"max_grad_norm": 1.0, "centre": False}),
                                   (", clip 0.1", {"max_grad_norm": 0.1, "centre": False}),
                                   (", clip 0.1, public centre (default)", {"max_grad_norm": 0.1, "centre": True}))]
+    heads = [(d, f"DP head {name} · ε={eps:g}", {"mode": "dp-head", "epsilon": eps, "physical_batch_size": 1024,
+                                                   **over})
+             for d in DATASETS for eps in (0.1, 1.0, 10.0) for name, over in DP_HEADS.items()]
+    heads += [(d, f"head {name}", {"mode": "head", "physical_batch_size": 1024, **over})
+              for d in DATASETS for name, over in HEADS.items()]
     data = [(d, f"{mode} n={n}" + (f" · ε={eps:g}" if eps else ""),
              {**(DP_DEFAULT if eps else QUICK_LORA), "max_train_reports": n, **({"epsilon": eps} if eps else {})})
             for n in (500, 1000, 2000, 4000, 8000) for d in DATASETS  # smallest first: a cut-short run has both
             for mode, eps in (("LoRA", None), ("DP-LoRA", 1.0), ("DP-LoRA", 10.0))]
-    return {"adapt": adapt, "levers": levers, "data": data}
+    return {"adapt": adapt, "levers": levers, "heads": heads, "data": data}
 
 
 def _corpus(dataset: str, n: int | None) -> Path:
@@ -134,7 +160,7 @@ def table(rows: list[dict]) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", choices=("adapt", "levers", "data"), required=True)
+    parser.add_argument("--study", choices=("adapt", "levers", "heads", "data"), required=True)
     parser.add_argument("--n", type=int, help="reports per synthetic corpus (default: quick's corpora; the data "
                         "study: 10,400, for up to 8,000 training reports)")
     parser.add_argument("--only", help="run only rows whose name contains this text")

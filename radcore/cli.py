@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="adamw, sgd (momentum 0.9) or adambc (DP-AdamBC: Adam's second moment less the DP noise)")
     train.add_argument("--centre", action=argparse.BooleanOptionalAction, default=None,
                        help="train the head on pooled features centred by their mean over public synthetic reports "
-                            "(radcore.centre; default: on for DP heads: dp-head and DP LP-FT)")
+                            "(radcore.centre; default: on for every head: head modes and LP-FT's head phase)")
     train.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                        help="EMA of the trained weights with this decay per step, written back at the end (0: off)")
     train.add_argument("--head-init", choices=("random", "zero"), default="random")

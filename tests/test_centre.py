@@ -38,10 +38,11 @@ def test_the_centre_depends_on_the_public_model_and_report_style_only():
     assert centre.shape == (model.encoder.config.hidden_size,) and torch.isfinite(centre).all()
 
 
-def test_dp_heads_centre_by_default_and_the_saved_head_scores_as_the_run_did(synthetic_dirs, tmp_path, capsys):
+def test_heads_centre_by_default_and_the_saved_head_scores_as_the_run_did(synthetic_dirs, tmp_path, capsys):
     assert TrainConfig(dataset="mimic-cxr", data_dir="-", mode="dp-head", epsilon=1.0).centres
+    assert TrainConfig(dataset="mimic-cxr", data_dir="-", mode="head").centres
     assert TrainConfig(dataset="mimic-cxr", data_dir="-", mode="dp-lora", epsilon=1.0).centres  # LP-FT's head
-    assert not TrainConfig(dataset="mimic-cxr", data_dir="-", mode="head").centres
+    assert not TrainConfig(dataset="mimic-cxr", data_dir="-", mode="lora", lp_ft=0.0).centres
     explicit = TrainConfig(dataset="mimic-cxr", data_dir="-", mode="dp-lora", epsilon=1.0, centre=True)
     assert explicit.head_phase().centres and not explicit.tuning_phase().centres
     with pytest.raises(ValueError, match="centre applies to a head"):

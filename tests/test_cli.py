@@ -118,3 +118,25 @@ def test_a_failed_book_build_is_one_line_naming_what_to_do(tmp_path, monkeypatch
     assert main(["book", "--profile", "ci"]) == 2
     err = capsys.readouterr().err
     assert "radcore book: error: jupyter-book build failed" in err and "Traceback" not in err
+
+
+def test_train_flags_default_and_choose_as_the_run_config_does():
+    """Each `radcore train` flag that mirrors a TrainConfig field has the field's default, and each choice list is
+    the registry the config validates against: a default changed in one place cannot drift from the other."""
+    import dataclasses
+
+    from radcore.classifier import POOLINGS
+    from radcore.cli import _parser
+    from radcore.config import HEAD_INITS, MODES, TrainConfig
+    from radcore.device import PRECISIONS
+    from radcore.optim import OPTIMIZERS
+
+    train = next(a for a in _parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith("train"))
+    flags = {a.dest: a for a in train._actions}
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    for name in ("lp_epochs", "max_grad_norm", "epochs", "max_length", "physical_batch_size", "adapt_layers",
+                 "optimizer", "ema", "head_init", "precision", "accountant", "pooling", "mode"):
+        assert flags[name].default == fields[name], name
+    for dest, registry in (("mode", MODES), ("optimizer", OPTIMIZERS), ("head_init", HEAD_INITS),
+                           ("precision", PRECISIONS), ("pooling", POOLINGS)):
+        assert tuple(flags[dest].choices) == tuple(registry), dest
