@@ -2,8 +2,8 @@
 
 Studies (``--study``):
 
-* ``adapt``: LoRA at adapt_layers 1, 2 and all, at the same number of reports seen, on both synthetic corpora
-  (what the CPU default trades for speed; one seed).
+* ``adapt``: LoRA (quick's learning rate) at adapt_layers 1, 2 and all, 1,000 reports x 3 epochs, on both synthetic
+  corpora (what the CPU default trades for speed; one seed).
 * ``levers``: the DP recipe, one lever at a time from a baseline, at epsilon 1 and 10: expected batch, epochs,
   learning rate, clip norm, optimizer (AdamW, SGD with momentum, DP-AdamBC), head initialisation, LP-FT and its
   budget split, an EMA of the weights, the head's public centre (radcore.centre); the DP head beside them. No lever reads private data outside the accounted mechanism: every choice is scored on
@@ -11,8 +11,8 @@ Studies (``--study``):
 * ``heads``: the linear head on the frozen pooled features (head modes, and LP-FT's first phase), DP at epsilon
   0.1, 1 and 10 and non-private, at its batch, learning rate, epochs and centring, on both synthetic corpora: a
   step there costs milliseconds, so the head can take large batches and many epochs.
-* ``data``: the DP-LoRA minus LoRA gap at epsilon 1 and 10 against the number of training reports (quick's LoRA
-  row and radcore's DP-LoRA defaults).
+* ``data``: the DP minus LoRA gap against the number of training reports: DP-LoRA at epsilon 1 and 10, the DP head
+  at 0.1, 1 and 10 (quick's LoRA and DP head rows, radcore's DP-LoRA defaults).
 
 Each finished row is appended to ``benchmarks/results/recipe.json`` at once (a rerun skips rows it has), and the
 study's table is printed and written as markdown to ``book/generated/recipe_<study>.md``, which the book includes:
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -77,12 +78,16 @@ LEVER_DATASETS = ("mimic-cxr",)  # one corpus: each DP-LoRA cell costs minutes o
 # The data study compares what the book ships: quick's LoRA row and DP-LoRA with radcore's default recipe.
 QUICK_LORA = {"mode": "lora", "adapt_layers": 1, "epochs": 6, "learning_rate": 1e-2, "physical_batch_size": 64}
 DP_DEFAULT = {"mode": "dp-lora", "adapt_layers": 1, "epochs": 3, "physical_batch_size": 64}
+QUICK_DP_HEAD = {"mode": "dp-head", "epochs": 80, "physical_batch_size": 1024}
+DATA_MODES = {"LoRA": QUICK_LORA, "DP-LoRA": DP_DEFAULT, "DP head": QUICK_DP_HEAD}
+DATA_SIZES = (500, 1000, 2000, 4000, 10_000)
+DATA_CORPUS = 13_200  # reports per synthetic corpus of the data study: over 10,000 in either training split
 
 
 def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
     """study -> [(dataset, row name, TrainConfig overrides)]."""
-    adapt = [(d, f"LoRA adapt_layers {k}", {"mode": "lora", "adapt_layers": k, "epochs": 3,
-                                           "max_train_reports": 1000}) for d in DATASETS for k in (1, 2, "all")]
+    adapt = [(d, f"LoRA adapt_layers {k}", {**QUICK_LORA, "adapt_layers": k, "epochs": 3, "max_train_reports": 1000})
+             for d in DATASETS for k in (1, 2, "all")]
     levers = [(d, f"{name} · ε={eps:g}", {**DP_BASE, **over, "epsilon": eps})
               for d in LEVER_DATASETS for eps in epsilons for name, over in LEVERS.items()]
     levers += [(d, f"dp-head{clip} · ε={eps:g}", {"mode": "dp-head", "epsilon": eps, "epochs": 20,
@@ -97,9 +102,10 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
     heads += [(d, f"head {name}", {"mode": "head", "physical_batch_size": 1024, **over})
               for d in DATASETS for name, over in HEADS.items()]
     data = [(d, f"{mode} n={n}" + (f" · ε={eps:g}" if eps else ""),
-             {**(DP_DEFAULT if eps else QUICK_LORA), "max_train_reports": n, **({"epsilon": eps} if eps else {})})
-            for n in (500, 1000, 2000, 4000, 8000) for d in DATASETS  # smallest first: a cut-short run has both
-            for mode, eps in (("LoRA", None), ("DP-LoRA", 1.0), ("DP-LoRA", 10.0))]
+             {**DATA_MODES[mode], "max_train_reports": n, **({"epsilon": eps} if eps else {})})
+            for n in DATA_SIZES for d in DATASETS  # smallest first: a cut-short run has both
+            for mode, eps in (("LoRA", None), ("DP-LoRA", 1.0), ("DP-LoRA", 10.0), ("DP head", 0.1), ("DP head", 1.0),
+                              ("DP head", 10.0))]
     return {"adapt": adapt, "levers": levers, "heads": heads, "data": data}
 
 
@@ -128,7 +134,7 @@ def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None) ->
     done = {(r["study"], r["dataset"], r["name"], r["corpus"], r["seed"]) for r in _done()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for dataset, name, over in _studies()[study]:
-        if (study, dataset, name, tag, seed) in done or (only and only not in name):
+        if (study, dataset, name, tag, seed) in done or (only and not re.search(only, name)):
             continue
         config = TrainConfig(dataset=dataset, data_dir=str(_corpus(dataset, n)), model="minilm", seed=seed,
                              max_length=MAX_LENGTH[dataset], progress=False, **over)
@@ -162,12 +168,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", choices=("adapt", "levers", "heads", "data"), required=True)
     parser.add_argument("--n", type=int, help="reports per synthetic corpus (default: quick's corpora; the data "
-                        "study: 10,400, for up to 8,000 training reports)")
-    parser.add_argument("--only", help="run only rows whose name contains this text")
+                        f"study: {DATA_CORPUS:,}, for up to {max(DATA_SIZES):,} training reports)")
+    parser.add_argument("--only", help="run only rows whose name matches this regular expression (two processes "
+                        "can split a study: --only '^LoRA' and --only '^DP')")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RADCORE_CACHE", str(ROOT / ".cache" / "radcore"))  # the book's cache, wherever this runs
-    n = args.n or (10_400 if args.study == "data" else None)
+    n = args.n or (DATA_CORPUS if args.study == "data" else None)
     rows = run(args.study, n=n, only=args.only)
     done = [r for r in rows if r["corpus"] == ("quick" if n is None else f"n={n}")]
     text = table(done)

@@ -127,6 +127,7 @@ METRIC_NAMES = {"weighted_f1": "weighted F1 (test)", "macro_f1": "macro F1 (test
                 "auroc": "AUROC"}
 REFERENCE_STYLES = {"lora": "--", "full": ":", "head": (0, (4, 1, 1, 1, 1, 1)), "tfidf": (0, (9, 3))}
 DP_STYLES = {"dp-lora": "-", "dp-full": "-.", "dp-head": (0, (3, 1, 1, 1, 1, 1))}
+DP_NAMES = {"dp-lora": "DP-LoRA", "dp-full": "DP full FT", "dp-head": "DP head"}
 
 
 def _band(summary: pd.DataFrame, band: str) -> tuple[str, str, str]:
@@ -283,21 +284,23 @@ def speed_ratios(rows: pd.DataFrame, *, title: str = "") -> plt.Figure:
 
 
 def dp_gap_by_size(rows: pd.DataFrame) -> plt.Figure:
-    """DP-LoRA minus LoRA test weighted F1 against the number of training reports, one line per epsilon and one
-    panel per dataset. ``rows``: the ``data`` study of ``benchmarks/recipe.py`` (columns dataset, mode, epsilon,
-    n_train, weighted_f1)."""
+    """DP minus LoRA test weighted F1 against the number of training reports, one line per DP mode and epsilon
+    (line style per mode as on the privacy-utility plots, a colour per epsilon) and one panel per dataset. ``rows``: the ``data``
+    study of ``benchmarks/recipe.py`` (columns dataset, mode, epsilon, n_train, weighted_f1)."""
     lora = rows[rows["mode"] == "lora"].set_index(["dataset", "n_train"])["weighted_f1"]
-    dp = rows[rows["mode"] == "dp-lora"].assign(
+    dp = rows[rows["mode"].isin(list(DP_STYLES))].assign(
         gap=lambda d: d["weighted_f1"].to_numpy() - lora.reindex(list(zip(d["dataset"], d["n_train"]))).to_numpy())
     datasets = list(dict.fromkeys(rows["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(4.8 * len(datasets), 3.6), sharey=True)
+    colours = {eps: f"C{k}" for k, eps in enumerate(sorted(dp["epsilon"].unique()))}
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(4.8 * len(datasets), 3.8), sharey=True)
     for ax, dataset in zip(axes[0], datasets):
-        for eps, part in dp[dp["dataset"] == dataset].groupby("epsilon"):
+        for (mode, eps), part in dp[dp["dataset"] == dataset].groupby(["mode", "epsilon"]):
             part = part.sort_values("n_train")
-            ax.plot(part["n_train"], part["gap"], marker="o", label=f"ε = {eps:g}", gid=f"gap:{dataset}:{eps:g}")
+            ax.plot(part["n_train"], part["gap"], marker="o", ls=DP_STYLES[mode], color=colours[eps],
+                    label=f"{DP_NAMES[mode]} ε = {eps:g}", gid=f"gap:{dataset}:{mode}:{eps:g}")
         ax.axhline(0, color="0.5", lw=1)
         ax.set_xscale("log")
-        ax.set(title=dataset, xlabel="training reports (log scale)", ylabel="DP-LoRA − LoRA weighted F1")
+        ax.set(title=dataset, xlabel="training reports (log scale)", ylabel="DP − LoRA weighted F1")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(frameon=False)
     fig.tight_layout()
