@@ -2,8 +2,8 @@
 
 Studies (``--study``):
 
-* ``adapt``: LoRA (quick's learning rate) at adapt_layers 1, 2 and all, 1,000 reports x 3 epochs, on both synthetic
-  corpora (what the CPU default trades for speed; one seed).
+* ``adapt``: LoRA at adapt_layers 1, 2 and all, 1,000 reports x 3 epochs, at three learning rates (quick's 1e-2,
+  radcore's LoRA default 3e-3, and 1e-3), on both synthetic corpora (what the CPU default trades for speed; one seed).
 * ``levers``: the DP recipe, one lever at a time from a baseline, at epsilon 1 and 10: expected batch, epochs,
   learning rate, clip norm, optimizer (AdamW, SGD with momentum, DP-AdamBC), head initialisation, LP-FT and its
   budget split, an EMA of the weights, the head's public centre (radcore.centre); the DP head beside them. No lever reads private data outside the accounted mechanism: every choice is scored on
@@ -11,8 +11,8 @@ Studies (``--study``):
 * ``heads``: the linear head on the frozen pooled features (head modes, and LP-FT's first phase), DP at epsilon
   0.1, 1 and 10 and non-private, at its batch, learning rate, epochs and centring, on both synthetic corpora: a
   step there costs milliseconds, so the head can take large batches and many epochs.
-* ``data``: the DP minus LoRA gap against the number of training reports: DP-LoRA at epsilon 1 and 10, the DP head
-  at 0.1, 1 and 10 (quick's LoRA and DP head rows, radcore's DP-LoRA defaults).
+* ``data``: the DP minus LoRA gap against the number of training reports: DP-LoRA and the DP head at epsilon 0.1, 1
+  and 10 (quick's LoRA and DP head rows, radcore's DP-LoRA defaults).
 
 Each finished row is appended to ``benchmarks/results/recipe.json`` at once (a rerun skips rows it has), and the
 study's table is printed and written as markdown to ``book/generated/recipe_<study>.md``, which the book includes:
@@ -79,6 +79,7 @@ LEVER_DATASETS = ("mimic-cxr",)  # one corpus: each DP-LoRA cell costs minutes o
 QUICK_LORA = {"mode": "lora", "adapt_layers": 1, "epochs": 6, "learning_rate": 1e-2, "physical_batch_size": 64}
 DP_DEFAULT = {"mode": "dp-lora", "adapt_layers": 1, "epochs": 3, "physical_batch_size": 64}
 QUICK_DP_HEAD = {"mode": "dp-head", "epochs": 80, "physical_batch_size": 1024}
+ADAPT_LEARNING_RATES = (1e-2, 3e-3, 1e-3)  # quick's LoRA, radcore's LoRA default, and a tenth of quick's
 DATA_MODES = {"LoRA": QUICK_LORA, "DP-LoRA": DP_DEFAULT, "DP head": QUICK_DP_HEAD}
 DATA_SIZES = (500, 1000, 2000, 4000, 10_000)
 DATA_CORPUS = 13_200  # reports per synthetic corpus of the data study: over 10,000 in either training split
@@ -86,8 +87,9 @@ DATA_CORPUS = 13_200  # reports per synthetic corpus of the data study: over 10,
 
 def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
     """study -> [(dataset, row name, TrainConfig overrides)]."""
-    adapt = [(d, f"LoRA adapt_layers {k}", {**QUICK_LORA, "adapt_layers": k, "epochs": 3, "max_train_reports": 1000})
-             for d in DATASETS for k in (1, 2, "all")]
+    adapt = [(d, f"LoRA adapt_layers {k}" + ("" if lr == QUICK_LORA["learning_rate"] else f", lr {lr:g}"),
+              {**QUICK_LORA, "adapt_layers": k, "epochs": 3, "max_train_reports": 1000, "learning_rate": lr})
+             for lr in ADAPT_LEARNING_RATES for d in DATASETS for k in (1, 2, "all")]
     levers = [(d, f"{name} · ε={eps:g}", {**DP_BASE, **over, "epsilon": eps})
               for d in LEVER_DATASETS for eps in epsilons for name, over in LEVERS.items()]
     levers += [(d, f"dp-head{clip} · ε={eps:g}", {"mode": "dp-head", "epsilon": eps, "epochs": 20,
@@ -104,8 +106,7 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
     data = [(d, f"{mode} n={n}" + (f" · ε={eps:g}" if eps else ""),
              {**DATA_MODES[mode], "max_train_reports": n, **({"epsilon": eps} if eps else {})})
             for n in DATA_SIZES for d in DATASETS  # smallest first: a cut-short run has both
-            for mode, eps in (("LoRA", None), ("DP-LoRA", 1.0), ("DP-LoRA", 10.0), ("DP head", 0.1), ("DP head", 1.0),
-                              ("DP head", 10.0))]
+            for mode, eps in (("LoRA", None), *((dp, eps) for dp in ("DP-LoRA", "DP head") for eps in (0.1, 1.0, 10.0)))]
     return {"adapt": adapt, "levers": levers, "heads": heads, "data": data}
 
 
@@ -152,13 +153,16 @@ def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None) ->
     return [r for r in _done() if r["study"] == study]
 
 
-def table(rows: list[dict]) -> str:
-    """Markdown: one row per setting, weighted F1 (macro AUROC) per dataset."""
+def table(rows: list[dict], order: list[str] | None = None) -> str:
+    """Markdown: one row per setting (in ``order`` of names, when given), weighted F1 (macro AUROC) per dataset."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     if frame.empty:
         return "(no rows yet)\n"
+    if order:  # the study's own row order, whatever order the rows were measured in
+        rank = {name: k for k, name in enumerate(dict.fromkeys(order))}
+        frame = frame.sort_values("name", key=lambda names: names.map(rank), kind="stable")
     frame["cell"] = [f"{f:.3f} ({a:.3f})" for f, a in zip(frame["weighted_f1"], frame["auroc_macro"])]
     wide = frame.pivot_table(index="name", columns="dataset", values="cell", aggfunc="first", sort=False)
     return wide.reset_index().rename(columns={"name": "setting"}).to_markdown(index=False) + "\n"
@@ -177,7 +181,7 @@ def main():
     n = args.n or (DATA_CORPUS if args.study == "data" else None)
     rows = run(args.study, n=n, only=args.only)
     done = [r for r in rows if r["corpus"] == ("quick" if n is None else f"n={n}")]
-    text = table(done)
+    text = table(done, order=[name for _, name, _ in _studies()[args.study]])
     missing = [f"{d} · {name}" for d, name, _ in _studies()[args.study]
                if not any(r["dataset"] == d and r["name"] == name for r in done)]
     if missing:
