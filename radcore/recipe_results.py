@@ -45,6 +45,8 @@ def gap_summary(frame: pd.DataFrame) -> dict:
         prefix = "gap" if mode == "dp-lora" else "head_gap"
         out[f"{prefix}_{dataset.replace('-', '_')}_eps{eps:g}"] = gap
         parts.append((mode, dataset, eps, int(top["n_train"]), gap))
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    parts.sort(key=lambda p: (list(NAMES).index(p[0]), datasets.index(p[1]), p[2]))  # DP-LoRA first, as measured
     text = " ".join(
         f"At n = {n:,} training reports on {dataset}, {NAMES[mode]} is "
         + ", ".join(f"{gap:+.3f} at ε = {eps:g}" for m, d, eps, _, gap in parts if (m, d) == (mode, dataset))
