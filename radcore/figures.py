@@ -128,6 +128,7 @@ METRIC_NAMES = {"weighted_f1": "weighted F1 (test)", "macro_f1": "macro F1 (test
 REFERENCE_STYLES = {"lora": "--", "full": ":", "head": (0, (4, 1, 1, 1, 1, 1)), "tfidf": (0, (9, 3))}
 DP_STYLES = {"dp-lora": "-", "dp-full": "-.", "dp-head": (0, (3, 1, 1, 1, 1, 1))}
 DP_NAMES = {"dp-lora": "DP-LoRA", "dp-full": "DP full FT", "dp-head": "DP head"}
+GAP_TARGETS = {10.0: 0.05, 1.0: 0.15}  # DP-LoRA within this much of LoRA (the book's targets)
 
 
 def _band(summary: pd.DataFrame, band: str) -> tuple[str, str, str]:
@@ -292,16 +293,21 @@ def dp_gap_by_size(rows: pd.DataFrame) -> plt.Figure:
         gap=lambda d: d["weighted_f1"].to_numpy() - lora.reindex(list(zip(d["dataset"], d["n_train"]))).to_numpy())
     datasets = list(dict.fromkeys(rows["dataset"]))
     colours = {eps: f"C{k}" for k, eps in enumerate(sorted(dp["epsilon"].unique()))}
-    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(4.8 * len(datasets), 3.8), sharey=True)
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(4.8 * len(datasets) + 2.0, 3.8), sharey=True)
     for ax, dataset in zip(axes[0], datasets):
         for (mode, eps), part in dp[dp["dataset"] == dataset].groupby(["mode", "epsilon"]):
             part = part.sort_values("n_train")
             ax.plot(part["n_train"], part["gap"], marker="o", ls=DP_STYLES[mode], color=colours[eps],
                     label=f"{DP_NAMES[mode]} ε = {eps:g}", gid=f"gap:{dataset}:{mode}:{eps:g}")
+        for eps, gap in GAP_TARGETS.items():  # the book's targets for DP-LoRA, in the epsilon's colour
+            if eps in colours:
+                ax.axhline(-gap, color=colours[eps], lw=1, ls=":", label=f"target at ε = {eps:g}: −{gap:g}",
+                           gid=f"target:{dataset}:{eps:g}")
         ax.axhline(0, color="0.5", lw=1)
         ax.set_xscale("log")
         ax.set(title=dataset, xlabel="training reports (log scale)", ylabel="DP − LoRA weighted F1")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(frameon=False)
-    fig.tight_layout()
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.83, 0.5), frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
     return fig

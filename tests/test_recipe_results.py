@@ -34,7 +34,10 @@ def test_gaps_are_read_at_the_largest_n_per_mode_and_the_growth_sentence_follows
 def test_the_figure_draws_one_line_per_dp_mode_and_epsilon_and_panel(tmp_path):
     fig = figures.dp_gap_by_size(rows())
     gids = sorted(line.get_gid() for ax in fig.axes for line in ax.get_lines() if line.get_gid())
-    assert len(gids) == 8 and "gap:ct-rate:dp-head:10" in gids and "gap:mimic-cxr:dp-lora:1" in gids
+    gaps = [gid for gid in gids if gid.startswith("gap:")]
+    assert len(gaps) == 8 and "gap:ct-rate:dp-head:10" in gaps and "gap:mimic-cxr:dp-lora:1" in gaps
+    target = next(line for line in fig.axes[1].get_lines() if line.get_gid() == "target:ct-rate:1")
+    assert list(target.get_ydata()) == pytest.approx([-0.15, -0.15])  # the book's epsilon-1 target
     line = next(line for line in fig.axes[0].get_lines() if line.get_gid() == "gap:mimic-cxr:dp-lora:1")
     assert list(line.get_ydata()) == pytest.approx([-0.30, -0.10])
 
