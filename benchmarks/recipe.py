@@ -106,7 +106,7 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
     data = [(d, f"{mode} n={n}" + (f" · ε={eps:g}" if eps else ""),
              {**DATA_MODES[mode], "max_train_reports": n, **({"epsilon": eps} if eps else {})})
             for n in DATA_SIZES for d in DATASETS  # smallest first: a cut-short run has both
-            for mode, eps in (("LoRA", None), *((dp, eps) for dp in ("DP-LoRA", "DP head") for eps in (0.1, 1.0, 10.0)))]
+            for mode, eps in (("LoRA", None), *((dp, e) for dp in ("DP-LoRA", "DP head") for e in (0.1, 1.0, 10.0)))]
     return {"adapt": adapt, "levers": levers, "heads": heads, "data": data}
 
 

@@ -286,8 +286,9 @@ def speed_ratios(rows: pd.DataFrame, *, title: str = "") -> plt.Figure:
 
 def dp_gap_by_size(rows: pd.DataFrame) -> plt.Figure:
     """DP minus LoRA test weighted F1 against the number of training reports, one line per DP mode and epsilon
-    (line style per mode as on the privacy-utility plots, a colour per epsilon) and one panel per dataset. ``rows``: the ``data``
-    study of ``benchmarks/recipe.py`` (columns dataset, mode, epsilon, n_train, weighted_f1)."""
+    (line style per mode as on the privacy-utility plots, a colour per epsilon), the DP-LoRA targets dotted, one
+    panel per dataset. ``rows``: the ``data`` study of ``benchmarks/recipe.py`` (columns dataset, mode, epsilon,
+    n_train, weighted_f1)."""
     lora = rows[rows["mode"] == "lora"].set_index(["dataset", "n_train"])["weighted_f1"]
     dp = rows[rows["mode"].isin(list(DP_STYLES))].assign(
         gap=lambda d: d["weighted_f1"].to_numpy() - lora.reindex(list(zip(d["dataset"], d["n_train"]))).to_numpy())

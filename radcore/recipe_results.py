@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from radcore.figures import DP_NAMES
+
 COLUMNS = ["dataset", "mode", "epsilon", "n_train", "weighted_f1", "auroc_macro"]
 
 
@@ -19,8 +21,8 @@ def data_study(path: str | Path) -> pd.DataFrame:
     return frame[COLUMNS]
 
 
-NAMES = {"dp-lora": "DP-LoRA", "dp-head": "the DP head"}
-SETTING_NAMES = {"lora": "LoRA", "dp-lora": "DP-LoRA", "dp-head": "DP head"}
+NAMES = {"dp-lora": "DP-LoRA", "dp-head": "the DP head"}  # in a sentence
+SETTING_NAMES = {"lora": "LoRA", **DP_NAMES}  # in a table, as the figures name them
 
 
 def data_table(frame: pd.DataFrame) -> pd.DataFrame:
