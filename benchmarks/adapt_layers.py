@@ -22,6 +22,15 @@ so that a model's children do not hold their peaks at once; the timed steps then
 small cost that falls on every measurement alike. Peak memory is the rise of the child's resident-set high-water
 mark from just before its warm-up step (the cached features already read into memory, as an epoch reads them
 all), over every round. A model's children stay alive together (MiniLM: 14 processes, about 10 GB resident in all).
+
+That RSS peak is what the process costs with glibc's default allocator, which keeps freed heap and moves its
+mmap threshold up as large blocks are freed: a DP step's chunks (the forward and backward of 32 reports each, 8
+of them per expected batch of 256) then grow the heap chunk after chunk, and the high-water mark holds far more
+than any one chunk needs. So each variant is measured a second time, after the timed rounds, in a child of its
+own whose glibc serves every block of 128 KiB or more by ``mmap`` (``MALLOC_MMAP_THRESHOLD_``, which also turns
+the moving threshold off): freed tensors go back to the OS at once and the high-water mark follows the live
+tensors, as CUDA's ``max_memory_allocated`` does on a GPU. That ``live`` peak is the one the DP memory target
+compares; it costs those children speed (page faults), so they are not timed.
 Compare the ratios, which are measured side by side, more than the absolute reports/s.
 ALBERT applies one shared layer at every depth, so radcore refuses 0 < K < all for it by design; its rows record
 that refusal. Writes ``benchmarks/results/adapt_layers.json``.
@@ -138,11 +147,12 @@ def child(args) -> None:
 class Measurement:
     """One child process and its running totals."""
 
-    def __init__(self, kind: str, args, *, model: str, adapt, variant: str | None, env: dict, log_dir: Path):
+    def __init__(self, kind: str, args, *, model: str, adapt, variant: str | None, env: dict, log_dir: Path,
+                 tag: str = ""):
         cmd = [sys.executable, __file__, "--child", kind, "--model", model, "--adapt", str(adapt),
                "--data", str(args.data), "--reports", str(args.reports)] + (["--variant", variant] if variant else [])
         self.key = {"model": model, "adapt_layers": adapt, **({"variant": variant} if variant else {})}
-        name = "-".join([kind, model, str(adapt), variant or "prefix"]).translate(str.maketrans(" /", "__"))
+        name = "-".join([kind, model, str(adapt), variant or "prefix", tag]).translate(str.maketrans(" /", "__"))
         self.log = log_dir / f"{name}.log"
         with self.log.open("w") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
@@ -195,6 +205,26 @@ class Measurement:
         return row
 
 
+LIVE_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}  # glibc: blocks >= 128 KiB by mmap, handed back when freed
+
+
+def live_peaks(args, model: str, keys: list[dict], env: dict, root: Path) -> dict[tuple, float]:
+    """(K, variant) -> peak MB of live memory, each in a fresh child under :data:`LIVE_ENV`, one at a time."""
+    peaks = {}
+    for key in keys:
+        m = Measurement("train", args, model=model, adapt=key["adapt_layers"], variant=key["variant"],
+                        env={**env, **LIVE_ENV}, log_dir=root, tag="live")
+        try:
+            m.ready()
+            m.ask("warmup", record=False)
+            m.ask(f"steps {max(1, round(args.window / variants()[key['variant']]['batch']))}")
+        finally:
+            m.close()
+        if m.error is None:
+            peaks[(key["adapt_layers"], key["variant"])] = m.rounds[-1]["peak_mem_mb"]
+    return peaks
+
+
 def _depth(model: str) -> int:
     from radcore.models import model_spec
 
@@ -230,11 +260,17 @@ def measure_model(args, model: str, root: Path) -> tuple[list[dict], list[dict]]
     finally:
         for m in prefix + train:
             m.close()
-    return _ratios([m.row() for m in train]), [m.row() for m in prefix]
+    rows = [m.row() for m in train]
+    live = live_peaks(args, model, [m.key for m in train if m.error is None], env, root)
+    for row in rows:
+        if (row["adapt_layers"], row["variant"]) in live:
+            row["live_mem_mb"] = live[(row["adapt_layers"], row["variant"])]
+    return _ratios(rows), [m.row() for m in prefix]
 
 
 def _ratios(rows: list[dict]) -> list[dict]:
-    """DP-LoRA / LoRA at the same K (throughput, peak memory); each variant's speed-up over itself at K = all."""
+    """DP-LoRA / LoRA at the same K (throughput, RSS and live peak memory); each variant's speed-up over itself at
+    K = all."""
     by = {(r["model"], r["adapt_layers"], r["variant"]): r for r in rows if "error" not in r}
     for row in by.values():
         lora, full = by.get((row["model"], row["adapt_layers"], "lora")), by.get((row["model"], "all", row["variant"]))
@@ -242,6 +278,8 @@ def _ratios(rows: list[dict]) -> list[dict]:
             row["ratio_vs_lora"] = round(row["reports_per_s"] / lora["reports_per_s"], 3)
             base = lora["peak_mem_mb"]
             row["mem_ratio_vs_lora"] = round(row["peak_mem_mb"] / base, 3) if base > 0 else None
+            if row.get("live_mem_mb") and lora.get("live_mem_mb"):
+                row["live_mem_ratio_vs_lora"] = round(row["live_mem_mb"] / lora["live_mem_mb"], 3)
         if full:
             row["speedup_vs_all"] = round(row["reports_per_s"] / full["reports_per_s"], 3)
     return rows
@@ -261,7 +299,7 @@ def _refusal(model: str, adapt: int) -> str | None:
 def _table(rows: list[dict], prefix: list[dict]) -> str:
     pre, nan = {(p["model"], p["adapt_layers"]): p for p in prefix}, float("nan")
     head = (f"{'model':<12} {'K':>3} {'variant':<15} {'reports/s':>9} {'x LoRA':>7} {'peak MB':>8} {'x LoRA':>7} "
-            f"{'x K=all':>8} {'prefix reports/s':>16}")
+            f"{'live MB':>8} {'x LoRA':>7} {'x K=all':>8} {'prefix reports/s':>16}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if "error" in r:
@@ -271,7 +309,8 @@ def _table(rows: list[dict], prefix: list[dict]) -> str:
         p = pre.get((r["model"], r["adapt_layers"]), {})
         lines.append(f"{r['model']:<12} {r['adapt_layers']!s:>3} {r['variant']:<15} {r['reports_per_s']:>9.2f} "
                      f"{r.get('ratio_vs_lora', nan):>7.2f} {r['peak_mem_mb']:>8.0f} "
-                     f"{r.get('mem_ratio_vs_lora') or nan:>7.2f} {r.get('speedup_vs_all', nan):>8.2f} "
+                     f"{r.get('mem_ratio_vs_lora') or nan:>7.2f} {r.get('live_mem_mb', nan):>8.0f} "
+                     f"{r.get('live_mem_ratio_vs_lora', nan):>7.2f} {r.get('speedup_vs_all', nan):>8.2f} "
                      f"{p.get('reports_per_s', '-') if r['variant'] == 'lora' else '':>16}")
     return "\n".join(lines)
 

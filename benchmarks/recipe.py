@@ -13,6 +13,12 @@ Studies (``--study``):
   step there costs milliseconds, so the head can take large batches and many epochs.
 * ``data``: the DP minus LoRA gap against the number of training reports: DP-LoRA and the DP head at epsilon 0.1, 1
   and 10 (quick's LoRA and DP head rows, radcore's DP-LoRA defaults).
+* ``epochs``: at the data study's largest n, DP-LoRA with fewer epochs (1 and 2; the data study's rows have 3) and
+  LoRA with fewer (2 and 3; the data study's have 6): whether more reports seen fewer times buy the same F1 for
+  less compute, the trade a larger ``quick`` would make.
+* ``tokens``: TF-IDF + logistic regression on only the first 64, 128 or 256 tokens of each report (MiniLM's
+  tokenizer, decoded back to text) beside all of it, at the data study's largest n: how much of the baseline's lead
+  is the text a 64- or 128-token model never sees.
 
 Each finished row is appended to ``benchmarks/results/recipe.json`` at once (a rerun skips rows it has), and the
 study's table is printed and written as markdown to ``book/generated/recipe_<study>.md``, which the book includes:
@@ -83,6 +89,8 @@ ADAPT_LEARNING_RATES = (1e-2, 3e-3, 1e-3)  # quick's LoRA, radcore's LoRA defaul
 DATA_MODES = {"LoRA": QUICK_LORA, "DP-LoRA": DP_DEFAULT, "DP head": QUICK_DP_HEAD}
 DATA_SIZES = (500, 1000, 2000, 4000, 10_000)
 DATA_CORPUS = 13_200  # reports per synthetic corpus of the data study: over 10,000 in either training split
+EPOCH_STUDY = {"LoRA": (2, 3), "DP-LoRA": (1, 2)}  # at max(DATA_SIZES) reports
+TOKEN_WINDOWS = (64, 128, 256, None)  # None: the whole report
 
 
 def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
@@ -107,7 +115,42 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
              {**DATA_MODES[mode], "max_train_reports": n, **({"epsilon": eps} if eps else {})})
             for n in DATA_SIZES for d in DATASETS  # smallest first: a cut-short run has both
             for mode, eps in (("LoRA", None), *((dp, e) for dp in ("DP-LoRA", "DP head") for e in (0.1, 1.0, 10.0)))]
-    return {"adapt": adapt, "levers": levers, "heads": heads, "data": data}
+    n = max(DATA_SIZES)
+    epochs = [(d, f"{mode} n={n}, {e} epoch{'s' if e > 1 else ''}" + (f" · ε={eps:g}" if eps else ""),
+               {**DATA_MODES[mode], "max_train_reports": n, "epochs": e, **({"epsilon": eps} if eps else {})})
+              for d in DATASETS for mode, eps in (("LoRA", None), *(("DP-LoRA", e) for e in (0.1, 1.0, 10.0)))
+              for e in EPOCH_STUDY[mode]]
+    tokens = [(d, "TF-IDF, " + (f"first {t} tokens" if t else "whole report"),
+               {"mode": "tfidf", "max_train_reports": n, **({"tokens": t} if t else {})})
+              for d in DATASETS for t in TOKEN_WINDOWS]
+    return {"adapt": adapt, "levers": levers, "heads": heads, "data": data, "epochs": epochs, "tokens": tokens}
+
+
+def first_tokens(corpus, tokens: int, model: str = "minilm"):
+    """``corpus`` with each report cut to its first ``tokens`` tokens of ``model``'s tokenizer (as the model reads
+    it, special tokens included), decoded back to text."""
+    import dataclasses
+
+    from radcore.models import load_tokenizer, model_spec
+
+    tokenizer = load_tokenizer(model_spec(model))
+    ids = tokenizer(list(corpus.texts), truncation=True, max_length=tokens)["input_ids"]
+    return dataclasses.replace(corpus, texts=tuple(tokenizer.batch_decode(ids, skip_special_tokens=True)))
+
+
+def tfidf_on_first_tokens(config, tokens: int) -> dict:
+    """A ``tfidf`` run's test metrics when training and test reports are cut to their first ``tokens`` tokens."""
+    from radcore.data import load_corpus
+    from radcore.evaluate import score
+    from radcore.tfidf import TfidfClassifier
+    from radcore.train import split_rows, training_rows
+
+    corpus = load_corpus(config.dataset, config.data_dir)
+    train_set = first_tokens(corpus.take(training_rows(corpus, config)), tokens)
+    test = first_tokens(corpus.take(split_rows(corpus, "test")), tokens)
+    model = TfidfClassifier.fit(train_set)
+    return {"metrics": {"test": score(test, model.predict(test.texts), seed=config.seed)}, "privacy": None,
+            "data": {"splits": {"train_used": len(train_set)}}, "timing": {"train_steps": 0}}
 
 
 def _corpus(dataset: str, n: int | None) -> Path:
@@ -127,7 +170,8 @@ def _done() -> list[dict]:
     return [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.is_file() else []
 
 
-def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None) -> list[dict]:
+def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None,
+        datasets: tuple[str, ...] = DATASETS) -> list[dict]:
     from radcore.config import TrainConfig
     from radcore.train import train
 
@@ -135,12 +179,15 @@ def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None) ->
     done = {(r["study"], r["dataset"], r["name"], r["corpus"], r["seed"]) for r in _done()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for dataset, name, over in _studies()[study]:
-        if (study, dataset, name, tag, seed) in done or (only and not re.search(only, name)):
+        if ((study, dataset, name, tag, seed) in done or (only and not re.search(only, name))
+                or dataset not in datasets):
             continue
+        settings = {k: v for k, v in over.items() if k != "tokens"}
         config = TrainConfig(dataset=dataset, data_dir=str(_corpus(dataset, n)), model="minilm", seed=seed,
-                             max_length=MAX_LENGTH[dataset], progress=False, **over)
+                             max_length=MAX_LENGTH[dataset], progress=False, **settings)
         start = time.perf_counter()
-        results = train(config, ROOT / "runs" / "recipe" / study / dataset / name.replace(" ", "_"))
+        results = (tfidf_on_first_tokens(config, over["tokens"]) if "tokens" in over
+                   else train(config, ROOT / "runs" / "recipe" / study / dataset / name.replace(" ", "_")))
         test, privacy = results["metrics"]["test"], results["privacy"] or {}
         row = {"study": study, "dataset": dataset, "name": name, "corpus": tag, "seed": seed,
                "n_train": results["data"]["splits"]["train_used"], "mode": config.mode, "epsilon": config.epsilon,
@@ -170,16 +217,17 @@ def table(rows: list[dict], order: list[str] | None = None) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", choices=("adapt", "levers", "heads", "data"), required=True)
+    parser.add_argument("--study", choices=("adapt", "levers", "heads", "data", "epochs", "tokens"), required=True)
     parser.add_argument("--n", type=int, help="reports per synthetic corpus (default: quick's corpora; the data "
                         f"study: {DATA_CORPUS:,}, for up to {max(DATA_SIZES):,} training reports)")
     parser.add_argument("--only", help="run only rows whose name matches this regular expression (two processes "
                         "can split a study: --only '^LoRA' and --only '^DP')")
+    parser.add_argument("--dataset", choices=DATASETS, help="run only this dataset's rows (another way to split)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RADCORE_CACHE", str(ROOT / ".cache" / "radcore"))  # the book's cache, wherever this runs
-    n = args.n or (DATA_CORPUS if args.study == "data" else None)
-    rows = run(args.study, n=n, only=args.only)
+    n = args.n or (DATA_CORPUS if args.study in ("data", "epochs", "tokens") else None)
+    rows = run(args.study, n=n, only=args.only, datasets=(args.dataset,) if args.dataset else DATASETS)
     done = [r for r in rows if r["corpus"] == ("quick" if n is None else f"n={n}")]
     text = table(done, order=[name for _, name, _ in _studies()[args.study]])
     missing = [f"{d} · {name}" for d, name, _ in _studies()[args.study]

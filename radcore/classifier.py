@@ -77,13 +77,14 @@ class ReportClassifier(torch.nn.Module):
             return None
         return "pooled" if self.frozen_layers == num_layers(self.encoder) else "states"
 
-    def prefix_modules(self) -> list[torch.nn.Module]:
-        """The modules of the frozen prefix (empty when nothing is frozen)."""
-        if self.feature_kind is None:
+    def prefix_modules(self, layers: int | None = None) -> list[torch.nn.Module]:
+        """The modules of the frozen prefix (empty when nothing is frozen), or of a prefix ending after ``layers``."""
+        layers = self.frozen_layers if layers is None else layers
+        if layers == 0:
             return []
-        if self.feature_kind == "pooled":
+        if layers == num_layers(self.encoder):
             return [self.encoder]
-        return [self.encoder.embeddings, *self.encoder.encoder.layer[:self.frozen_layers]]
+        return [self.encoder.embeddings, *self.encoder.encoder.layer[:layers]]
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -111,11 +112,22 @@ class ReportClassifier(torch.nn.Module):
         if self.feature_kind == "pooled":
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             return self._pool(states, attention_mask)
+        return self.states(input_ids, attention_mask, self.frozen_layers)
+
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: int) -> torch.Tensor:
+        """The token states after the embeddings and the bottom ``layers`` layers (BERT-style encoders)."""
         states = self.encoder.embeddings(input_ids=input_ids)
         mask = self._mask(states, attention_mask)
-        for layer in self.encoder.encoder.layer[:self.frozen_layers]:
+        for layer in self.encoder.encoder.layer[:layers]:
             states = layer(states, mask)
         return states
+
+    def top(self, states: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
+        """The pooled vector from the token states after layer ``start``: the layers above it, then pooling."""
+        mask = self._mask(states, attention_mask)
+        for layer in self.encoder.encoder.layer[start:]:
+            states = layer(states, mask)
+        return self._pool(states, attention_mask)
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 features: torch.Tensor | None = None, **_) -> SequenceClassifierOutput:
@@ -127,10 +139,7 @@ class ReportClassifier(torch.nn.Module):
         if self.feature_kind == "pooled":
             pooled = features
         elif self.feature_kind == "states":
-            states, mask = features, self._mask(features, attention_mask)
-            for layer in self.encoder.encoder.layer[self.frozen_layers:]:
-                states = layer(states, mask)
-            pooled = self._pool(states, attention_mask)
+            pooled = self.top(features, attention_mask, self.frozen_layers)
         else:
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             pooled = self._pool(states, attention_mask)

@@ -109,6 +109,32 @@ def test_opacus_820_a_dp_step_on_the_cached_path_moves_the_adapter_and_head_only
         assert all(".layer.1." in n or "classifier" in n for n in changed)  # nothing in the frozen prefix
 
 
+def test_a_pooled_entry_is_built_on_the_states_a_top_layer_run_trains_on(cache_dir):
+    """Head modes pay only for the top layer when a top-layer run has cached the states below it; the pooled
+    vectors are the full encoder's, and made the same way when no such run came first."""
+    lora, tokens = _model_and_data(_config(adapt_layers=1))
+    _, states = prefix_cache.prefix_features(lora, tokens, precision="fp32", device=CPU)
+    head, _ = _model_and_data(_config(mode="head", adapt_layers=0))
+    pooled, record = prefix_cache.prefix_features(head, tokens, precision="fp32", device=CPU)
+    assert record["from_states"] == {"key": states["key"], "hit": True, "layers": 1}
+    assert len(list((cache_dir / "prefix").iterdir())) == 2
+    inputs = as_inputs(tokens.fields, tokens.batch(range(len(tokens)))[:2], CPU)
+    with torch.no_grad():
+        full = head.features(inputs["input_ids"], inputs["attention_mask"])  # the whole encoder, then pooling
+    torch.testing.assert_close(pooled.inputs["features"], full, rtol=1e-5, atol=1e-6)
+    again = prefix_cache.prefix_features(head, tokens, precision="fp32", device=CPU)[1]
+    assert again["hit"] and "from_states" not in again  # a pooled hit reads nothing below it
+
+
+def test_a_pooled_entry_alone_makes_its_states_entry_and_albert_has_none(cache_dir):
+    head, tokens = _model_and_data(_config(mode="head", adapt_layers=0))
+    record = prefix_cache.prefix_features(head, tokens, precision="fp32", device=CPU)[1]
+    assert record["from_states"]["hit"] is False and len(list((cache_dir / "prefix").iterdir())) == 2
+    albert, tokens = _model_and_data(_config(model="tiny-albert", mode="head", adapt_layers=0))
+    record = prefix_cache.prefix_features(albert, tokens, precision="fp32", device=CPU)[1]
+    assert "from_states" not in record and len(list((cache_dir / "prefix").iterdir())) == 3
+
+
 def test_albert_refuses_adapting_some_of_its_shared_layers():
     with pytest.raises(ValueError, match="shared layer at every depth"):
         build_model(_config(model="tiny-albert", adapt_layers=1), 14, CPU)
