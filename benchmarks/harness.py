@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
-from radcore.batches import encode, length_grouped_loader
+from radcore.batches import encode, length_grouped_loader, shuffled_loader
 from radcore.config import TrainConfig
 from radcore.data import load_corpus
 from radcore.dp import make_private
-from radcore.fit import build_model, step
+from radcore.fit import batches, build_model, step
 from radcore.models import load_tokenizer, model_spec
 from radcore.prefix_cache import prefix_features
 from radcore.privacy import plan_privacy
@@ -54,7 +53,7 @@ def training_run(mode: str, data, *, grouped: bool, chunk: int, precision: str, 
         data, cache = prefix_features(net, data, precision=precision, device=CPU)
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=config.lr)
     loader = (length_grouped_loader(data, config.batch, seed=0) if grouped
-              else DataLoader(data, batch_size=config.batch, shuffle=True, generator=torch.Generator().manual_seed(0)))
+              else shuffled_loader(data, config.batch, seed=0))
     if config.is_private:
         plan = plan_privacy(epsilon=1.0, n_train=len(data), batch_size=config.batch, epochs=1000, max_grad_norm=1.0)
         net, optimizer, loader, _ = make_private(net, optimizer, loader, plan, seed=0)
@@ -65,15 +64,15 @@ def training_run(mode: str, data, *, grouped: bool, chunk: int, precision: str, 
 
 def timed_steps(run: dict, steps: int) -> tuple[int, float]:
     """``steps`` optimizer steps of ``run`` (its loader restarted when it runs out): (reports seen, seconds)."""
-    seen, start, batches = 0, time.perf_counter(), iter(run["loader"])
+    seen, start, views = 0, time.perf_counter(), batches(run["loader"], run["data"])
     for _ in range(steps):
-        batch = next(batches, None)
+        batch = next(views, None)
         if batch is None:
-            batches = iter(run["loader"])
-            batch = next(batches)
-        step(run["net"], run["optimizer"], batch, CPU, fields=run["fields"], chunk=run["chunk"], private=run["private"],
+            views = batches(run["loader"], run["data"])
+            batch = next(views)
+        step(run["net"], run["optimizer"], batch, CPU, chunk=run["chunk"], private=run["private"],
              precision=run["precision"])
-        seen += len(batch[-1])
+        seen += len(batch)
     return seen, time.perf_counter() - start
 
 

@@ -4,10 +4,12 @@
 cached ``features``) with the labels and label mask, viewed through a row index: a training subset of a large
 memory-mapped feature cache is read row by row, never copied whole. Token rows are padded to ``max_length``;
 each batch is then trimmed to its longest report (``as_inputs``), so short reports cost short sequences. Rows
-stay fixed-size tensors, which Opacus' Poisson loader can sample, including an empty batch. Padding is cut
-further by batching reports of similar length: non-private training draws length-grouped batches
-(``length_grouped_loader``); a DP batch must stay a Poisson sample, so it is split after sampling into
-length-sorted chunks (``length_sorted_batches``), which changes the cost of a step and nothing else.
+stay fixed-size tensors. A training loader samples row positions (:class:`Positions`), not rows: Opacus' Poisson
+loader can sample them, an empty batch included, and a step gathers its reports chunk by chunk from the view, so a
+large (DP) batch of cached features is never held in memory at once. Padding is cut further by batching reports of
+similar length: non-private training draws length-grouped batches (``length_grouped_loader``); a DP batch must
+stay a Poisson sample, so it is split after sampling into length-sorted chunks (``length_sorted_batches``), which
+changes the cost of a step and nothing else.
 """
 
 from __future__ import annotations
@@ -94,14 +96,35 @@ def length_sorted_batches(lengths: torch.Tensor | None, batch_size: int, n: int 
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+class Positions(Dataset):
+    """The positions ``0 .. n-1`` of an :class:`Encoded` view, each item a one-tensor tuple: what a training
+    loader samples, so that a batch is ``[positions]`` and :meth:`Encoded.take` views its reports."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        return (torch.as_tensor(i, dtype=torch.long),)
+
+
+def shuffled_loader(data: Encoded, batch_size: int, *, seed: int) -> DataLoader:
+    """Shuffled batches of positions of ``data``'s reports."""
+    return DataLoader(Positions(len(data)), batch_size=batch_size, shuffle=True,
+                      generator=torch.Generator().manual_seed(seed))
+
+
 def length_grouped_loader(data: Encoded, batch_size: int, *, seed: int) -> DataLoader:
-    """Shuffled batches of similar-length reports (transformers' ``LengthGroupedSampler``), for non-DP runs;
-    plainly shuffled ones when the inputs have no length."""
+    """Shuffled batches of positions of similar-length reports (transformers' ``LengthGroupedSampler``), for
+    non-DP runs (Opacus replaces the sampler of a DP run by Poisson sampling); plainly shuffled ones when the inputs
+    have no length."""
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    generator = torch.Generator().manual_seed(seed)
     lengths = data.lengths()
     if lengths is None:
-        return DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
-    sampler = LengthGroupedSampler(batch_size, lengths=lengths.tolist(), generator=generator)
-    return DataLoader(data, batch_size=batch_size, sampler=sampler)
+        return shuffled_loader(data, batch_size, seed=seed)
+    sampler = LengthGroupedSampler(batch_size, lengths=lengths.tolist(),
+                                   generator=torch.Generator().manual_seed(seed))
+    return DataLoader(Positions(len(data)), batch_size=batch_size, sampler=sampler)

@@ -56,26 +56,24 @@ def build_model(config: TrainConfig, num_labels: int, device: torch.device):
     return model, spec
 
 
-def step(model, optimizer, batch, device: torch.device, *, fields: tuple[str, ...], chunk: int, private: bool,
+def step(model, optimizer, batch: Encoded, device: torch.device, *, chunk: int, private: bool,
          precision: str) -> torch.Tensor:
     """One optimizer step on a (logical) batch, computed in length-sorted chunks of at most ``chunk`` reports.
 
-    ``batch`` is an :class:`~radcore.batches.Encoded` item tuple whose inputs are named by ``fields``. Each chunk
-    is trimmed to its own longest report. Non-private: chunk losses are weighted by their share of the batch
-    and accumulated. DP: Opacus clips each chunk's per-sample gradients and adds them up; noise and the
-    1/expected-batch scale come once, at the last chunk (as Opacus' BatchMemoryManager does), so the step is
-    the same DP-SGD step whatever the chunking. Returns the batch's mean loss.
+    ``batch`` is a view of the training data (:meth:`~radcore.batches.Encoded.take`): each chunk's reports are
+    gathered only when it runs, and trimmed to its own longest report. Non-private: chunk losses are weighted by
+    their share of the batch and accumulated. DP: Opacus clips each chunk's per-sample gradients and adds them up;
+    noise and the 1/expected-batch scale come once, at the last chunk (as Opacus' BatchMemoryManager does), so
+    the step is the same DP-SGD step whatever the chunking. Returns the batch's mean loss.
     """
-    *inputs, labels, mask = batch
-    n = len(labels)
-    lengths = inputs[fields.index("attention_mask")].sum(1) if "attention_mask" in fields else None
-    chunks = length_sorted_batches(lengths, chunk, n=n) if n else [np.arange(0)]
+    n = len(batch)
+    chunks = length_sorted_batches(batch.lengths(), chunk, n=n) if n else [np.arange(0)]
     total = torch.zeros((), device=device)
     for k, idx in enumerate(chunks):
-        idx = torch.as_tensor(idx, dtype=torch.long)
+        *inputs, labels, mask = batch.batch(idx)
         with autocast(device, precision):
-            logits = model(**as_inputs(fields, [t[idx] for t in inputs], device)).logits
-        loss = masked_bce(logits, labels[idx].to(device), mask[idx].to(device))
+            logits = model(**as_inputs(batch.fields, inputs, device)).logits
+        loss = masked_bce(logits, labels.to(device), mask.to(device))
         total += loss.detach() * len(idx)
         if private:
             loss.backward()
@@ -88,6 +86,12 @@ def step(model, optimizer, batch, device: torch.device, *, fields: tuple[str, ..
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return total / max(n, 1)
+
+
+def batches(loader, data: Encoded):
+    """The loader's batches of positions as views of ``data`` (:class:`~radcore.batches.Positions`)."""
+    for (positions,) in loader:
+        yield data.take(positions.numpy())
 
 
 def fit(config: TrainConfig, model, data: Encoded, device: torch.device, *, plan: PrivacyPlan | None = None):
@@ -115,15 +119,15 @@ def fit(config: TrainConfig, model, data: Encoded, device: torch.device, *, plan
     with tqdm(total=total_steps, desc=f"{config.mode} {config.model}", disable=not config.progress,
               unit="step") as bar:
         for _epoch in range(config.epochs):
-            for batch in loader:
+            for batch in batches(loader, data):
                 if plan is not None:
                     check_step_budget(plan, steps)
-                loss = step(model, optimizer, batch, device, fields=data.fields, chunk=config.physical_batch_size,
+                loss = step(model, optimizer, batch, device, chunk=config.physical_batch_size,
                             private=plan is not None, precision=precision)
                 if ema is not None:
                     ema.update()
                 steps += 1
-                seen += len(batch[-1])
+                seen += len(batch)
                 bar.update()
                 if config.progress and steps % 10 == 0:  # .item() waits for the device: not every step
                     bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from conftest import easy_corpus
-from radcore.batches import as_inputs, encode
+from radcore.batches import Encoded, as_inputs, encode, length_grouped_loader
 from radcore.evaluate import predict, score
 from radcore.models import LoraSettings, load_tokenizer, model_spec
 from radcore.config import TrainConfig
 from radcore.dp import make_private
-from radcore.fit import build_model, fit, masked_bce, step
+from radcore.fit import batches, build_model, fit, masked_bce, step
 from radcore.privacy import plan_privacy
 
 CPU = torch.device("cpu")
@@ -78,14 +78,33 @@ def test_a_step_in_length_sorted_chunks_is_the_same_step(private):
             data = encode(corpus, load_tokenizer(model_spec(config.model)), max_length=config.max_length)
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
         _no_dropout(model)
-        batch = data.batch(range(16))
-        assert len(set(batch[1].sum(1).tolist())) > 3  # reports of several lengths
-        step(model, optimizer, batch, CPU, fields=data.fields, chunk=chunk, private=private, precision="fp32")
+        batch = data.take(range(16))
+        assert len(set(batch.lengths().tolist())) > 3  # reports of several lengths
+        step(model, optimizer, batch, CPU, chunk=chunk, private=private, precision="fp32")
         updated.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
     whole, chunked = updated
     assert whole.keys() == chunked.keys()
     for name in whole:
         torch.testing.assert_close(chunked[name], whole[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_dp_step_gathers_its_reports_chunk_by_chunk(monkeypatch):
+    """Opacus' Poisson loader samples positions, not rows: a logical batch of about 64 in chunks of 16 never holds
+    more than 16 reports' inputs at once (cached features of a large DP batch would otherwise sit in memory whole)."""
+    config = _config(batch_size=64)
+    corpus = easy_corpus(128, 0)
+    torch.manual_seed(0)
+    model, _ = build_model(config, len(corpus.label_names), CPU)
+    data = encode(corpus, load_tokenizer(model_spec(config.model)), max_length=config.max_length)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    plan = plan_privacy(epsilon=1.0, n_train=len(data), batch_size=64, epochs=1, max_grad_norm=1.0)
+    model, optimizer, loader, _engine = make_private(model, optimizer, length_grouped_loader(data, 64, seed=0), plan,
+                                                     seed=0)
+    gathered, original = [], Encoded.batch
+    monkeypatch.setattr(Encoded, "batch", lambda self, idx: gathered.append(len(idx)) or original(self, idx))
+    batch = next(b for b in batches(loader, data) if len(b) > 32)
+    step(model, optimizer, batch, CPU, chunk=16, private=True, precision="fp32")
+    assert sum(gathered) == len(batch) and max(gathered) <= 16
 
 
 def test_albert_shared_layer_per_sample_gradients_are_exact():

@@ -84,7 +84,7 @@ def _dp_step(config, *, cached: bool):
     loader = torch.utils.data.DataLoader(data, batch_size=16)
     gsm, optimizer, _loader, _engine = make_private(net, optimizer, loader, plan, seed=3)
     before = {n: p.detach().clone() for n, p in gsm.named_parameters()}
-    step(gsm, optimizer, data.batch(range(16)), CPU, fields=data.fields, chunk=5, private=True, precision="fp32")
+    step(gsm, optimizer, data.take(range(16)), CPU, chunk=5, private=True, precision="fp32")
     return gsm, before
 
 
