@@ -29,8 +29,9 @@ of them per expected batch of 256) then grow the heap chunk after chunk, and the
 than any one chunk needs. So each variant is measured a second time, after the timed rounds, in a child of its
 own whose glibc serves every block of 128 KiB or more by ``mmap`` (``MALLOC_MMAP_THRESHOLD_``, which also turns
 the moving threshold off): freed tensors go back to the OS at once and the high-water mark follows the live
-tensors, as CUDA's ``max_memory_allocated`` does on a GPU. That ``live`` peak is the one the DP memory target
-compares; it costs those children speed (page faults), so they are not timed.
+tensors, as CUDA's ``max_memory_allocated`` does on a GPU. That ``live`` peak, over one epoch of the corpus in
+fp32 (:func:`live_peaks` says why), is the one the DP memory target compares; it costs those children speed (page
+faults), so they are not timed.
 Compare the ratios, which are measured side by side, more than the absolute reports/s.
 ALBERT applies one shared layer at every depth, so radcore refuses 0 < K < all for it by design; its rows record
 that refusal. Writes ``benchmarks/results/adapt_layers.json``.
@@ -44,6 +45,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import os
 import shlex
 import shutil
@@ -107,7 +109,7 @@ def child(args) -> None:
     warnings.filterwarnings("ignore")
     adapt = _adapt(args.adapt)
     spec = variants()[args.variant or "lora"]
-    precision = resolve_precision("auto", CPU)
+    precision = args.precision or resolve_precision("auto", CPU)
     data = training_batches(DATASET, args.data, reports=args.reports, model=args.model, seq_len=SEQ_LEN)
     run = training_run(spec["mode"], data, grouped=True, chunk=spec["chunk"], precision=precision, seq_len=SEQ_LEN,
                        model=args.model, adapt_layers=adapt, batch_size=spec["batch"])
@@ -148,9 +150,10 @@ class Measurement:
     """One child process and its running totals."""
 
     def __init__(self, kind: str, args, *, model: str, adapt, variant: str | None, env: dict, log_dir: Path,
-                 tag: str = ""):
+                 tag: str = "", precision: str | None = None):
         cmd = [sys.executable, __file__, "--child", kind, "--model", model, "--adapt", str(adapt),
                "--data", str(args.data), "--reports", str(args.reports)] + (["--variant", variant] if variant else [])
+        cmd += ["--precision", precision] if precision else []
         self.key = {"model": model, "adapt_layers": adapt, **({"variant": variant} if variant else {})}
         name = "-".join([kind, model, str(adapt), variant or "prefix", tag]).translate(str.maketrans(" /", "__"))
         self.log = log_dir / f"{name}.log"
@@ -209,15 +212,19 @@ LIVE_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}  # glibc: blocks >= 128 KiB by m
 
 
 def live_peaks(args, model: str, keys: list[dict], env: dict, root: Path) -> dict[tuple, float]:
-    """(K, variant) -> peak MB of live memory, each in a fresh child under :data:`LIVE_ENV`, one at a time."""
+    """(K, variant) -> peak MB of live memory over one epoch of the corpus (every variant sees the same reports, the
+    longest included), each in a fresh child under :data:`LIVE_ENV`, in fp32, one at a time. fp32, because bf16
+    autocast on the CPU keeps per-shape kernel state that grows with every new (chunk, width) shape, and a Poisson
+    batch's chunks take more shapes than LoRA's fixed batches: tensors, not kernel caches, are what the target
+    compares (fp32 keeps the resident set flat from epoch to epoch)."""
     peaks = {}
     for key in keys:
         m = Measurement("train", args, model=model, adapt=key["adapt_layers"], variant=key["variant"],
-                        env={**env, **LIVE_ENV}, log_dir=root, tag="live")
+                        env={**env, **LIVE_ENV}, log_dir=root, tag="live", precision="fp32")
         try:
             m.ready()
             m.ask("warmup", record=False)
-            m.ask(f"steps {max(1, round(args.window / variants()[key['variant']]['batch']))}")
+            m.ask(f"steps {math.ceil(args.reports / variants()[key['variant']]['batch'])}")
         finally:
             m.close()
         if m.error is None:
@@ -344,6 +351,7 @@ def main():
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--adapt", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
