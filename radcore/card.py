@@ -81,7 +81,8 @@ def command(config: dict) -> str:
              ("physical_batch_size", "--physical-batch-size"), ("precision", "--precision"),
              ("accountant", "--accountant"), ("max_train_reports", "--max-train-reports"), ("pooling", "--pooling"),
              ("adapt_layers", "--adapt-layers"), ("lp_ft", "--lp-ft"), ("lp_epochs", "--lp-epochs"),
-             ("optimizer", "--optimizer"), ("head_init", "--head-init"), ("canaries", "--canaries"), ("seed", "--seed"))
+             ("optimizer", "--optimizer"), ("dropout", "--dropout"), ("head_init", "--head-init"),
+             ("canaries", "--canaries"), ("seed", "--seed"))
     for key, flag in flags:
         value = config.get(key)
         if value is None or (key == "canaries" and not value) or (key == "max_grad_norm" and
@@ -93,6 +94,11 @@ def command(config: dict) -> str:
     parts += [f"--data-option {k}={v}" for k, v in (config.get("data_options") or {}).items()]
     parts.append(f"--out {PLACEHOLDER_OUT}")
     return " ".join(parts)
+
+
+def _dropout(config: dict) -> str:
+    drop = config.get("dropout")
+    return "the base model's own" if drop is None else f"{drop:g}"
 
 
 def front_matter(results: dict) -> dict:
@@ -238,11 +244,12 @@ def render(results: dict) -> str:
         f"- **Base model:** {base['text']}",
         f"- **Mode:** {mode} (`{config['mode']}`)",
         f"- **Architecture:** encoder, {config.get('pooling', 'mean')} pooling of the last layer's token states, "
-        f"dropout, one linear layer with a sigmoid per label",
+        f"dropout ({_dropout(config)} in training), one linear layer with a sigmoid per label",
         f"- **Adapted layers:** {adapt if adapt is not None else 'all encoder layers (no cached frozen prefix)'}",
     ]
     if config["mode"].endswith("lora"):
-        lines.append(f"- **LoRA:** r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, "
+        drop = config.get("dropout") if config.get("dropout") is not None else lora.get("dropout")
+        lines.append(f"- **LoRA:** r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={drop}, "
                      f"targets {lora.get('target_modules') or 'attention query and value'}; the classifier head "
                      f"is trained in full")
     model = results.get("model", {})

@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                             "(radcore.centre; default: on for every head: head modes and LP-FT's head phase)")
     train.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                        help="EMA of the trained weights with this decay per step, written back at the end (0: off)")
+    train.add_argument("--dropout", type=float, metavar="P",
+                       help="dropout of the trained model: encoder layers, LoRA branch, head (default: 0 under DP, "
+                            "the model's own otherwise)")
     train.add_argument("--head-init", choices=("random", "zero"), default="random")
     train.add_argument("--physical-batch-size", type=int, default=32,
                        help="reports per forward/backward; a larger (DP) batch is split into length-sorted chunks")
@@ -231,7 +234,7 @@ def _run(args) -> dict:
             max_length=args.max_length, max_grad_norm=args.max_grad_norm, accountant=args.accountant,
             physical_batch_size=args.physical_batch_size, precision=args.precision, adapt_layers=args.adapt_layers,
             lp_ft=args.lp_ft, lp_epochs=args.lp_epochs, optimizer=args.optimizer, ema=args.ema, centre=args.centre,
-            head_init=args.head_init,
+            dropout=args.dropout, head_init=args.head_init,
             max_train_reports=args.max_train_reports, pretrained=not args.random_init, pooling=args.pooling,
             data_options=dict(args.data_option), seed=args.seed, canaries=args.canaries, device=args.device)
         from radcore.models import check_model

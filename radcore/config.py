@@ -26,6 +26,10 @@ NEURAL_MODES = tuple(m for m in MODES if m != "tfidf")  # tfidf: TF-IDF + logist
 # A linear head on cached features costs milliseconds a step, so it takes large batches, a large step and
 # many epochs (benchmarks/recipe.py, "heads": synthetic MIMIC-CXR, DP head at epsilon 1: 0.692 at batch 256 and
 # lr 0.05, 0.728 at 1,024 and 0.2; non-private head 0.835 at 64 and 0.01, 0.906 at 256 and 0.05, centred).
+# No dropout under DP: dropout's masks are a second source of gradient noise beside DP's own, and per-sample clipping
+# pays for it. benchmarks/recipe.py --study dropout: synthetic MIMIC-CXR, DP-LoRA at epsilon 1 and 10 (two seeds)
+# 0.669 / 0.828 with the model's dropout, 0.705 / 0.868 without, and a top-layer step about 10% faster.
+DROPOUT_DP = 0.0
 DEFAULT_LEARNING_RATE = {"lora": 3e-3, "dp-lora": 1e-2, "full": 1e-4, "dp-full": 5e-4, "head": 5e-2,
                          "dp-head": 0.2, "tfidf": None}
 DEFAULT_BATCH_SIZE = {"lora": 32, "dp-lora": 256, "full": 32, "dp-full": 256, "head": 256, "dp-head": 1024,
@@ -53,6 +57,7 @@ class TrainConfig:
     adapt_layers: int | str = "all"  # top encoder layers LoRA / full FT adapt; the rest is a cached frozen prefix
     optimizer: str = "adamw"  # "adamw", "sgd" (momentum 0.9) or "adambc" (DP-AdamBC, radcore.optim)
     ema: float = 0.0  # decay per step of an EMA of the trained weights, written back at the end; 0 off
+    dropout: float | None = None  # of the whole trained model; None: DROPOUT_DP under DP, the model's own otherwise
     centre: bool | None = None  # the head trains on publicly centred features (radcore.centre); None: DP heads do
     head_init: str = "random"  # classifier head: "random" (PyTorch's default) or "zero" (public: reads no data)
     lp_ft: float | None = None  # LP-FT: share of the budget spent first on the head alone; 0 off; None: DEFAULT_LP_FT
@@ -92,6 +97,7 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if isinstance(self.ema, bool) or not (isinstance(self.ema, numbers.Real) and 0 <= self.ema < 1):
             raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {self.ema!r}")
+        _check_dropout(self.dropout)
         if self.centre not in (None, True, False):
             raise ValueError(f"centre must be true, false or unset, got {self.centre!r}")
         if self.centre and self.mode not in HEAD_MODES and not self.lp_share:
@@ -148,6 +154,14 @@ class TrainConfig:
         return self.lp_ft if self.lp_ft is not None else DEFAULT_LP_FT.get(self.mode, 0.0)
 
     @property
+    def drop(self) -> float | None:
+        """The dropout probability set on every dropout of the trained model, or None: the model's own (encoder
+        0.1 for MiniLM and BERT, LoRA branch ``lora.dropout``, head the encoder's)."""
+        if self.dropout is not None:
+            return self.dropout
+        return DROPOUT_DP if self.is_private else None
+
+    @property
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.mode]
 
@@ -168,7 +182,7 @@ class TrainConfig:
         """The config with mode defaults resolved, as stored in results.json."""
         return {**dataclasses.asdict(self), "learning_rate": self.lr, "batch_size": self.batch,
                 "adapt_layers": self.top_layers if self.top_layers is not None else "all", "lp_ft": self.lp_share,
-                "centre": self.centres}
+                "centre": self.centres, "dropout": self.drop}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -178,6 +192,11 @@ class TrainConfig:
             lora["target_modules"] = tuple(lora["target_modules"])
         lora["modules_to_save"] = tuple(lora.get("modules_to_save", LoraSettings().modules_to_save))
         return cls(**values, lora=LoraSettings(**lora))
+
+
+def _check_dropout(value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1):
+        raise ValueError(f"dropout must be a probability in [0, 1) or unset (the mode's default), got {value!r}")
 
 
 WHOLE_FIELDS = ("epochs", "max_length", "physical_batch_size", "seed", "batch_size", "max_train_reports", "lp_epochs")

@@ -44,8 +44,8 @@ def build_model(config: TrainConfig, num_labels: int, device: torch.device):
         torch.nn.init.zeros_(model.classifier.weight)
         torch.nn.init.zeros_(model.classifier.bias)
     if config.uses_lora:
-        return wrap_lora(model, family=spec.family, settings=config.lora), spec
-    if config.mode == "dp-full" and not model.frozen_layers:
+        model = wrap_lora(model, family=spec.family, settings=config.lora)
+    elif config.mode == "dp-full" and not model.frozen_layers:
         # Per-sample gradients of the 30k-row token embedding dominate DP memory; it stays frozen. So do the
         # position embeddings: they are looked up through a shared (1, length) index buffer, so Opacus' hooks see
         # a batch of 1 there and cannot form per-sample gradients (the first DP step would fail).
@@ -53,7 +53,17 @@ def build_model(config: TrainConfig, num_labels: int, device: torch.device):
         for name, module in model.named_modules():
             if name.endswith("position_embeddings"):
                 module.weight.requires_grad_(False)
+    if config.drop is not None:
+        set_dropout(model, config.drop)
     return model, spec
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Set every dropout of ``model`` (encoder layers and attention, LoRA branches, head) to ``p``; the frozen prefix
+    runs in eval mode, where dropout does nothing anyway."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
 
 
 def step(model, optimizer, batch: Encoded, device: torch.device, *, chunk: int, private: bool,

@@ -199,7 +199,7 @@ def library_versions() -> dict[str, str]:
 # Fields radcore.config.TrainConfig gained after runs were recorded without them. Each one's default reproduces
 # what the code did before the field existed, so a run recorded without it is the run its default asks for
 # (radcore.grid.runner.is_done, radcore.outputs.check_run_target).
-ADDED_FIELDS = {"ema": 0.0, "centre": False}
+ADDED_FIELDS = {"ema": 0.0, "centre": False, "dropout": None}
 
 
 def same_config(recorded: dict, current: dict) -> bool:

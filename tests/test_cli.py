@@ -135,7 +135,7 @@ def test_train_flags_default_and_choose_as_the_run_config_does():
     flags = {a.dest: a for a in train._actions}
     fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     for name in ("lp_epochs", "max_grad_norm", "epochs", "max_length", "physical_batch_size", "adapt_layers",
-                 "optimizer", "ema", "head_init", "precision", "accountant", "pooling", "mode"):
+                 "optimizer", "ema", "dropout", "head_init", "precision", "accountant", "pooling", "mode"):
         assert flags[name].default == fields[name], name
     for dest, registry in (("mode", MODES), ("optimizer", OPTIMIZERS), ("head_init", HEAD_INITS),
                            ("precision", PRECISIONS), ("pooling", POOLINGS)):
