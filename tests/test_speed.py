@@ -72,3 +72,38 @@ def test_ghost_criterion_is_the_training_loss():
     per_report = criterion(logits, torch.cat([labels, mask], 1))
     assert per_report.shape == (5,)
     torch.testing.assert_close(per_report.mean(), masked_bce(logits, labels, mask))
+
+
+ADAPT_HEADER = {"variants": {"lora": {"mode": "lora", "default": True},
+                             "dp-lora 256/32": {"mode": "dp-lora", "default": True},
+                             "dp-lora 128/32": {"mode": "dp-lora", "default": False}}}
+
+
+def _adapt_rows(speedup_k1: float, live_ratio: float) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model": "minilm", "adapt_layers": 1, "variant": "lora", "reports_per_s": 200.0, "ratio_vs_lora": 1.0,
+         "live_mem_ratio_vs_lora": 1.0, "speedup_vs_all": 6.0},
+        {"model": "minilm", "adapt_layers": 1, "variant": "dp-lora 256/32", "reports_per_s": speedup_k1 * 22.0,
+         "ratio_vs_lora": 1.05, "live_mem_ratio_vs_lora": live_ratio, "speedup_vs_all": 6.5},
+        {"model": "minilm", "adapt_layers": "all", "variant": "dp-lora 256/32", "reports_per_s": 30.0,
+         "ratio_vs_lora": 1.0, "live_mem_ratio_vs_lora": 1.0, "speedup_vs_all": 1.0},
+        {"model": "albert-base", "adapt_layers": 1, "variant": "all", "error": "ValueError: one shared layer"},
+    ])
+
+
+def test_adapt_layers_targets_compare_the_default_dp_variant_with_dp_lora_before_the_prefix():
+    before = pd.DataFrame(ROWS[:2]).assign(reports_per_s=[22.0, 22.0])
+    met = speed.adapt_layers_targets(ADAPT_HEADER, _adapt_rows(10.5, 1.03), before)
+    assert met["variant"] == "dp-lora 256/32" and met["x_before"] == pytest.approx(10.5) and met["meets"]
+    assert "every target met" in speed.adapt_layers_sentence(met, {"when": "then", "machine": {"torch_threads": 2}})
+    assert not speed.adapt_layers_targets(ADAPT_HEADER, _adapt_rows(6.0, 1.03), before)["meets"]  # too slow
+    assert not speed.adapt_layers_targets(ADAPT_HEADER, _adapt_rows(10.5, 1.4), before)["meets"]  # too much memory
+    assert speed.adapt_layers_targets(ADAPT_HEADER, _adapt_rows(10.5, 1.0), pd.DataFrame()) is None
+
+
+def test_adapt_layers_table_names_refusals_and_puts_the_prefix_on_loras_row():
+    table = speed.adapt_layers_table(_adapt_rows(10.0, 1.0), [{"model": "minilm", "adapt_layers": 1,
+                                                                "reports_per_s": 75.0}])
+    assert table.loc[("minilm", "1", "lora"), "prefix reports/s (once)"] == 75.0
+    assert table.loc[("albert-base", "1", "all"), "note"] == "refused: one shared layer"
+    assert speed.adapt_layers_table(pd.DataFrame(), []).empty
