@@ -19,6 +19,8 @@ Studies (``--study``):
 * ``tokens``: TF-IDF + logistic regression on only the first 64, 128 or 256 tokens of each report (MiniLM's
   tokenizer, decoded back to text) beside all of it, at the data study's largest n: how much of the baseline's lead
   is the text a 64- or 128-token model never sees.
+* ``dropout``: every dropout of the trained model (encoder layer, attention, LoRA branch, head) at 0.1, MiniLM's
+  own, or off: DP-LoRA at epsilon 1 and 10 (two seeds), the DP head, and non-private LoRA, on both synthetic corpora.
 * ``phases``: LP-FT's two phases at 4,000 synthetic MIMIC-CXR reports (where the DP head alone beats DP-LoRA): the
   head phase's share of the budget and its epochs, and the tuning phase's learning rate, beside the DP head given
   the whole budget.
@@ -102,6 +104,8 @@ PHASES = {  # each departs from radcore's DP-LoRA defaults (LP-FT 0.5, a 20-epoc
     "LP-FT 0.8, head phase 80 epochs": {"lp_ft": 0.8, "lp_epochs": 80},
     "tuning lr 0.003": {"learning_rate": 3e-3},
 }
+DROPOUTS = {"dropout 0.1": 0.1, "no dropout": 0.0}  # every dropout of the trained model; MiniLM's own: 0.1
+DROPOUT_SEEDS = (0, 1)
 
 
 def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
@@ -139,8 +143,14 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
     phases += [(d, f"DP head, the whole budget · ε={eps:g}", {**QUICK_DP_HEAD, "max_train_reports": PHASE_N,
                                                               "epsilon": eps})
                for d in LEVER_DATASETS for eps in epsilons]
+    dropout = [(d, f"{mode} · {name}" + (f" · ε={eps:g}" if eps else "") + f" · seed {seed}",
+                {**DATA_MODES[mode], **({"epsilon": eps} if eps else {}), "dropout": p, "seed": seed})
+               for d in DATASETS
+               for mode, eps, seeds in (("DP-LoRA", 1.0, DROPOUT_SEEDS), ("DP-LoRA", 10.0, DROPOUT_SEEDS),
+                                        ("DP head", 1.0, (0,)), ("DP head", 10.0, (0,)), ("LoRA", None, (0,)))
+               for seed in seeds for name, p in DROPOUTS.items()]
     return {"adapt": adapt, "levers": levers, "heads": heads, "data": data, "epochs": epochs, "tokens": tokens,
-            "phases": phases}
+            "phases": phases, "dropout": dropout}
 
 
 def first_tokens(corpus, tokens: int, model: str = "minilm"):
@@ -199,8 +209,8 @@ def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None,
         if ((study, dataset, name, tag, seed) in done or (only and not re.search(only, name))
                 or dataset not in datasets):
             continue
-        settings = {k: v for k, v in over.items() if k != "tokens"}
-        config = TrainConfig(dataset=dataset, data_dir=str(_corpus(dataset, n)), model="minilm", seed=seed,
+        settings = {"seed": seed, **{k: v for k, v in over.items() if k != "tokens"}}  # a row may set its own seed
+        config = TrainConfig(dataset=dataset, data_dir=str(_corpus(dataset, n)), model="minilm",
                              max_length=MAX_LENGTH[dataset], progress=False, **settings)
         start = time.perf_counter()
         results = (tfidf_on_first_tokens(config, over["tokens"]) if "tokens" in over
