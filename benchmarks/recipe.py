@@ -206,17 +206,18 @@ def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None,
     done = {(r["study"], r["dataset"], r["name"], r["corpus"], r["seed"]) for r in _done()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for dataset, name, over in _studies()[study]:
-        if ((study, dataset, name, tag, seed) in done or (only and not re.search(only, name))
+        row_seed = over.get("seed", seed)  # a row may set its own seed
+        if ((study, dataset, name, tag, row_seed) in done or (only and not re.search(only, name))
                 or dataset not in datasets):
             continue
-        settings = {"seed": seed, **{k: v for k, v in over.items() if k != "tokens"}}  # a row may set its own seed
+        settings = {"seed": row_seed, **{k: v for k, v in over.items() if k != "tokens"}}
         config = TrainConfig(dataset=dataset, data_dir=str(_corpus(dataset, n)), model="minilm",
                              max_length=MAX_LENGTH[dataset], progress=False, **settings)
         start = time.perf_counter()
         results = (tfidf_on_first_tokens(config, over["tokens"]) if "tokens" in over
                    else train(config, ROOT / "runs" / "recipe" / study / dataset / name.replace(" ", "_")))
         test, privacy = results["metrics"]["test"], results["privacy"] or {}
-        row = {"study": study, "dataset": dataset, "name": name, "corpus": tag, "seed": seed,
+        row = {"study": study, "dataset": dataset, "name": name, "corpus": tag, "seed": row_seed,
                "n_train": results["data"]["splits"]["train_used"], "mode": config.mode, "epsilon": config.epsilon,
                "weighted_f1": test["weighted_f1"], "auroc_macro": test["auroc_macro"],
                "epsilon_spent": privacy.get("epsilon_spent"), "steps": results["timing"]["train_steps"],
