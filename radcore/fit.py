@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from radcore.batches import Encoded, as_inputs, length_grouped_loader, length_sorted_batches
 from radcore.config import TrainConfig
-from radcore.device import autocast, resolve_precision
+from radcore.device import attention, autocast, encoders, resolve_precision, training_attention
 from radcore.dp import check_step_budget, make_private, privacy_record
 from radcore.models import load_classifier, model_spec, wrap_lora
 from radcore.optim import WeightEMA, dp_noise_variance, make_optimizer
@@ -79,19 +79,20 @@ def step(model, optimizer, batch: Encoded, device: torch.device, *, chunk: int, 
     n = len(batch)
     chunks = length_sorted_batches(batch.lengths(), chunk, n=n) if n else [np.arange(0)]
     total = torch.zeros((), device=device)
-    for k, idx in enumerate(chunks):
-        *inputs, labels, mask = batch.batch(idx)
-        with autocast(device, precision):
-            logits = model(**as_inputs(batch.fields, inputs, device)).logits
-        loss = masked_bce(logits, labels.to(device), mask.to(device))
-        total += loss.detach() * len(idx)
-        if private:
-            loss.backward()
-            optimizer.signal_skip_step(do_skip=k < len(chunks) - 1)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        else:
-            (loss * (len(idx) / n)).backward()
+    with attention(model, training_attention(precision, device)):
+        for k, idx in enumerate(chunks):
+            *inputs, labels, mask = batch.batch(idx)
+            with autocast(device, precision):
+                logits = model(**as_inputs(batch.fields, inputs, device)).logits
+            loss = masked_bce(logits, labels.to(device), mask.to(device))
+            total += loss.detach() * len(idx)
+            if private:
+                loss.backward()
+                optimizer.signal_skip_step(do_skip=k < len(chunks) - 1)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                (loss * (len(idx) / n)).backward()
     if not private:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -149,7 +150,9 @@ def fit(config: TrainConfig, model, data: Encoded, device: torch.device, *, plan
         privacy = privacy_record(plan, steps=steps, n_train=len(data))
         model = model._module
     timing = {"train_seconds": seconds, "train_steps": steps, "reports_seen": seen,
-              "reports_per_s": seen / seconds if seconds > 0 else None, "precision": precision}
+              "reports_per_s": seen / seconds if seconds > 0 else None, "precision": precision,
+              "attention": training_attention(precision, device)
+              or next((e.config._attn_implementation for e in encoders(model)), None)}
     return model, privacy, timing
 
 
