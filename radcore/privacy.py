@@ -3,16 +3,19 @@
 The plan is made before training from what the accountant assumes: the sampling rate of Opacus'
 Poisson loader (``1 / ceil(n / batch)``), the number of steps it will take (``epochs`` times
 ``ceil(n / batch)``), and the target (epsilon, delta). The noise multiplier is the smallest one (to
-1 % of epsilon) whose accounted epsilon does not exceed the target.
+0.1 % of epsilon) whose accounted epsilon does not exceed the target. The RDP accountant is radcore's vectorised
+one (:mod:`radcore.rdp`, the same curve as Opacus' and dp-accounting's); PRV is Opacus'.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 from opacus.accountants import create_accountant
-from opacus.accountants.utils import get_noise_multiplier
+
+from radcore.rdp import rdp_epsilon
 
 ACCOUNTANTS = ("rdp", "prv")
 # Opacus' default RDP orders stop at 63, which cannot certify epsilon below ~0.2 at any noise level
@@ -23,6 +26,8 @@ ACCOUNTANTS = ("rdp", "prv")
 # order could therefore be optimistic: radcore evaluates integer orders, where both implementations agree.
 RDP_ORDERS = tuple(list(range(2, 64)) + sorted({int(round(64 * (10000 / 64) ** (i / 23))) for i in range(24)}))
 DELTA_FRACTION_OF_INVERSE_N = 0.1  # default delta = 0.1 / n: an order of magnitude below 1/n
+CALIBRATION_TOLERANCE = 0.001  # a calibrated run spends between 99.9% and 100% of its epsilon
+MAX_NOISE = 1e6  # no noise multiplier above this: the target is beyond what the accountant's orders certify
 
 
 class PrivacyBudgetError(RuntimeError):
@@ -67,14 +72,34 @@ def spent_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, de
 
 def composed_epsilon(history: list[tuple[float, float, int]], *, delta: float, accountant: str = "rdp") -> float:
     """Epsilon of a sequence of Poisson-subsampled Gaussian phases ``(noise multiplier, sample rate, steps)``
-    composed by the named Opacus accountant (RDP curves add; PRV composes the privacy loss distributions)."""
+    composed by the named accountant (RDP: the curves add, :mod:`radcore.rdp`; PRV: Opacus composes the privacy
+    loss distributions)."""
+    if accountant == "rdp":
+        return rdp_epsilon(history, delta=delta, orders=RDP_ORDERS)
     acc = create_accountant(accountant)
     acc.history = [tuple(h) for h in history]
-    return float(acc.get_epsilon(delta=delta, **_accountant_options(accountant)))
+    return float(acc.get_epsilon(delta=delta))
 
 
-def _accountant_options(accountant: str) -> dict:
-    return {"alphas": list(RDP_ORDERS)} if accountant == "rdp" else {}
+def least_noise(epsilon_of, epsilon: float) -> float:
+    """The smallest noise level ``x`` (to within :data:`CALIBRATION_TOLERANCE` of ``epsilon``) whose
+    ``epsilon_of(x)`` does not exceed ``epsilon``: doubling from 1 until it fits, then bisection. ``epsilon_of``
+    must fall as ``x`` grows (more noise, less privacy loss), as every accountant's epsilon does."""
+    low, high = 0.0, 1.0
+    with warnings.catch_warnings():  # trial noise levels may sit at the orders' ends; the final plan is re-accounted
+        warnings.filterwarnings("ignore", message="Optimal order is the")
+        while (spent := epsilon_of(high)) > epsilon:
+            low, high = high, 2 * high
+            if high > MAX_NOISE:
+                raise ValueError(f"no noise multiplier up to {MAX_NOISE:g} reaches epsilon {epsilon}: the budget is "
+                                 "below what the accountant's orders can certify")
+        while epsilon - spent > CALIBRATION_TOLERANCE * epsilon and high - low > 1e-9 * high:
+            mid = (low + high) / 2
+            if (trial := epsilon_of(mid)) <= epsilon:
+                high, spent = mid, trial
+            else:
+                low = mid
+    return high
 
 
 def plan_privacy(*, epsilon: float, n_train: int, batch_size: int, epochs: int, max_grad_norm: float,
@@ -93,9 +118,8 @@ def plan_privacy(*, epsilon: float, n_train: int, batch_size: int, epochs: int, 
                          f"reports, got {delta}{why}. Leave delta unset for the default 0.1/n = "
                          f"{default_delta(n_train):.3g}")
     sample_rate, steps = poisson_schedule(n_train=n_train, batch_size=batch_size, epochs=epochs)
-    sigma = get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
-                                 steps=steps, accountant=accountant, epsilon_tolerance=0.01 * epsilon,
-                                 **_accountant_options(accountant))
+    sigma = least_noise(lambda noise: spent_epsilon(noise_multiplier=noise, sample_rate=sample_rate, steps=steps,
+                                                    delta=delta, accountant=accountant), epsilon)
     planned = spent_epsilon(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=delta,
                             accountant=accountant)
     if planned > epsilon:
@@ -129,16 +153,11 @@ def plan_phases(*, epsilon: float, n_train: int, phases: list[tuple[int, int, fl
         return composed_epsilon([(p.noise_multiplier * scale, p.sample_rate, p.steps) for p in alone], delta=delta,
                                 accountant=accountant)
 
-    high = 1.0
-    while composed(high) > epsilon:  # more noise until the composition fits ...
-        high *= 2
-        if high > 1e4:
-            raise PrivacyBudgetError(f"no noise level fits {len(phases)} phases into epsilon {epsilon}")
-    low = high / 20
-    while high - low > 0.002 * high:  # ... then the least noise that still fits (to 0.2%)
-        mid = (low + high) / 2
-        low, high = (low, mid) if composed(mid) <= epsilon else (mid, high)
-    planned = composed(high)
-    return [PrivacyPlan(epsilon_target=epsilon, delta=delta, noise_multiplier=p.noise_multiplier * high,
+    try:
+        scale = least_noise(composed, epsilon)
+    except ValueError as err:
+        raise PrivacyBudgetError(f"no noise level fits {len(phases)} phases into epsilon {epsilon}") from err
+    planned = composed(scale)
+    return [PrivacyPlan(epsilon_target=epsilon, delta=delta, noise_multiplier=p.noise_multiplier * scale,
                         sample_rate=p.sample_rate, steps=p.steps, max_grad_norm=max_grad_norm, accountant=accountant,
                         epsilon_planned=planned) for p in alone]
