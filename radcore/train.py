@@ -7,12 +7,12 @@ test-set probabilities for paired statistics.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import set_seed
 
 from radcore.audit.canaries import add_canaries
 from radcore.batches import encode
@@ -34,6 +34,15 @@ from radcore.results import (PREDICTIONS_FILE, RESULTS_FILE, library_versions, s
 from radcore.tfidf import TfidfClassifier
 
 log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators (every device's). transformers' ``set_seed`` does the same,
+    but importing it loads peft and much of transformers' trainer, 3-4 s of every cell that never builds a LoRA
+    model (head, DP head, TF-IDF, full fine-tuning; tests/test_imports.py)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def training_rows(corpus: Corpus, config: TrainConfig) -> np.ndarray:
@@ -140,7 +149,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     """
     run_dir = Path(out_dir)
     check_model(config.model, max_length=config.max_length, pretrained=config.pretrained)  # before any work
-    set_seed(config.seed)
+    seed_everything(config.seed)
     device = resolve_device(config.device)
     corpus = load_corpus(config.dataset, config.data_dir, **config.data_options)
     rows = {"train": training_rows(corpus, config), "validate": split_rows(corpus, "validate"),
