@@ -7,7 +7,8 @@ section 3.3), the RDP of one step is ``log A / (a - 1)`` with
 
 Opacus and dp-accounting both sum this term by term in a Python loop. Planning one DP-LoRA cell (two LP-FT phases,
 radcore's orders up to 10,000, tens of calibration steps) took 8.6 s of Opacus' loop; here each order is one
-numpy ``logsumexp``, so a calibration takes milliseconds (``benchmarks/accounting.py`` measures both). The
+numpy ``logsumexp``, so one evaluation at every order takes about 10 ms and that plan 0.4-0.5 s
+(``benchmarks/accounting.py`` measures both). The
 binomial is taken as ``gammaln`` differences, as dp-accounting does: Opacus' ``log(binom(a, i))`` overflows to
 infinity above order ~1,030, which drops those orders out of its minimum (an epsilon that is conservative, never
 optimistic). The conversion to (epsilon, delta) is Opacus' own (Balle et al. 2020, theorem 21).

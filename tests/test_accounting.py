@@ -3,16 +3,15 @@ cell of every shipped profile, and a run that would overspend stops.
 
 What must hold: radcore never reports less privacy loss than the independent RDP accountant (up to
 1%), and both stay within the target. The two evaluate the same RDP curve of the Poisson-subsampled
-Gaussian at the same orders and agree to ~1e-9 where both evaluate every order. They differ in two
-known places:
+Gaussian at the same orders and agree to ~1e-9 at every one of them. Two known places where Opacus' own RDP
+would not:
 
 * fractional orders: Opacus' RDP there comes out below dp-accounting's (a DP head at epsilon=10, q=1/16,
   sigma=0.90: 9.981 against 10.015, above the target), so radcore evaluates integer orders only, where the two
   agree exactly (radcore/privacy.py).
-* orders above ~1,030: Opacus' own RDP takes the log of an overflowed binomial there and drops those orders;
-  radcore's vectorised RDP (radcore/rdp.py) uses log-gamma differences as dp-accounting does, so the two now
-  agree at every order, and at paper-sized n and epsilon=0.01 radcore no longer adds the noise that Opacus'
-  missing orders cost.
+* orders above ~1,030: Opacus' RDP takes the log of an overflowed binomial there and drops those orders;
+  radcore's vectorised RDP (radcore/rdp.py) uses log-gamma differences as dp-accounting does, so at
+  paper-sized n and epsilon=0.01 radcore no longer adds the noise that Opacus' missing orders cost.
 """
 
 import dataclasses
