@@ -15,7 +15,7 @@ Studies (``--study``):
   and 10 (quick's LoRA and DP head rows, radcore's DP-LoRA defaults).
 * ``epochs``: at the data study's largest n, DP-LoRA with fewer epochs (1 and 2; the data study's rows have 3) and
   LoRA with fewer (2 and 3; the data study's have 6): whether more reports seen fewer times buy the same F1 for
-  less compute, the trade a larger ``quick`` would make.
+  less compute, the trade ``quick`` makes at about 10,000 reports.
 * ``tokens``: TF-IDF + logistic regression on only the first 64, 128 or 256 tokens of each report (MiniLM's
   tokenizer, decoded back to text) beside all of it, at the data study's largest n: how much of the baseline's lead
   is the text a 64- or 128-token model never sees.
@@ -27,9 +27,9 @@ Studies (``--study``):
 
 Each finished row is appended to ``benchmarks/results/recipe.json`` at once (a rerun skips rows it has), and the
 study's table is printed and written as markdown to ``book/generated/recipe_<study>.md``, which the book includes:
-every number on those pages has this one producer. Corpora: quick's (``data/synthetic/quick``, sharing the book's
-prefix cache), or ``--n`` reports under ``data/synthetic/recipe``. Run with one thread per process on a shared
-machine (``OMP_NUM_THREADS=1``).
+every number on those pages has this one producer. Corpora, under ``data/synthetic/recipe``: the 5,200 / 5,300-report
+ones ``quick`` used before it grew to about 10,000 training reports (rows tagged ``quick``), or ``--n`` reports. Run
+with one thread per process on a shared machine (``OMP_NUM_THREADS=1``).
 """
 
 from __future__ import annotations
@@ -86,13 +86,17 @@ HEADS = {
                                                                 "epochs": 80, "centre": True},
 }
 LEVER_DATASETS = ("mimic-cxr",)  # one corpus: each DP-LoRA cell costs minutes on the CPU
-# The data study compares what the book ships: quick's LoRA row and DP-LoRA with radcore's default recipe.
+# The data study compares quick's LoRA row and DP-LoRA with radcore's default recipe as they were at 4,200 reports
+# (6 LoRA epochs, 3 DP epochs); quick now trains 3 and 2 over about 10,000.
 QUICK_LORA = {"mode": "lora", "adapt_layers": 1, "epochs": 6, "learning_rate": 1e-2, "physical_batch_size": 64}
 DP_DEFAULT = {"mode": "dp-lora", "adapt_layers": 1, "epochs": 3, "physical_batch_size": 64}
 QUICK_DP_HEAD = {"mode": "dp-head", "epochs": 80, "physical_batch_size": 1024}
 ADAPT_LEARNING_RATES = (1e-2, 3e-3, 1e-3)  # quick's LoRA, radcore's LoRA default, and a tenth of quick's
 DATA_MODES = {"LoRA": QUICK_LORA, "DP-LoRA": DP_DEFAULT, "DP head": QUICK_DP_HEAD}
 DATA_SIZES = (500, 1000, 2000, 4000, 10_000)
+# Reports per corpus of the studies tagged "quick" (adapt, levers, heads, dropout): quick's corpora until it grew
+# to about 10,000 training reports, about 4,200 training reports each.
+QUICK_BEFORE = {"mimic-cxr": 5200, "ct-rate": 5300}
 DATA_CORPUS = 13_200  # reports per synthetic corpus of the data study: over 10,000 in either training split
 EPOCH_STUDY = {"LoRA": (2, 3), "DP-LoRA": (1, 2)}  # at max(DATA_SIZES) reports
 TOKEN_WINDOWS = (64, 128, 256, None)  # None: the whole report
@@ -181,15 +185,13 @@ def tfidf_on_first_tokens(config, tokens: int) -> dict:
 
 
 def _corpus(dataset: str, n: int | None) -> Path:
-    """quick's corpus when ``n`` is None (so the book's runs and this study share the prefix cache), else a
-    corpus of ``n`` reports under ``data/synthetic/recipe``."""
+    """The synthetic corpus of ``n`` reports (default :data:`QUICK_BEFORE`) under ``data/synthetic/recipe``."""
     from radcore.data.synth import is_synthetic, write_corpus
-    from radcore.grid.profile import load_profile
 
-    quick = {spec.name: spec for spec in load_profile("quick").datasets}[dataset]
-    path = ROOT / quick.data_dir if n is None else ROOT / "data/synthetic/recipe" / f"{dataset}-{n}"
+    n = n or QUICK_BEFORE[dataset]
+    path = ROOT / "data/synthetic/recipe" / f"{dataset}-{n}"
     if not is_synthetic(path):
-        write_corpus(dataset, n=n or quick.synthetic["n"], seed=quick.synthetic["seed"], out=path)
+        write_corpus(dataset, n=n, seed=0, out=path)
     return path
 
 
@@ -246,7 +248,7 @@ def table(rows: list[dict], order: list[str] | None = None) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", choices=tuple(_studies()), required=True)
-    parser.add_argument("--n", type=int, help="reports per synthetic corpus (default: quick's corpora; the data "
+    parser.add_argument("--n", type=int, help="reports per synthetic corpus (default: quick's former corpora; the data "
                         f"study: {DATA_CORPUS:,}, for up to {max(DATA_SIZES):,} training reports)")
     parser.add_argument("--only", help="run only rows whose name matches this regular expression (two processes "
                         "can split a study: --only '^LoRA' and --only '^DP')")
