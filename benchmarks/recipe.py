@@ -15,7 +15,8 @@ Studies (``--study``):
   and 10 (quick's LoRA and DP head rows, radcore's DP-LoRA defaults).
 * ``epochs``: at the data study's largest n, DP-LoRA with fewer epochs (1 and 2; the data study's rows have 3) and
   LoRA with fewer (2 and 3; the data study's have 6): whether more reports seen fewer times buy the same F1 for
-  less compute, the trade ``quick`` makes at about 10,000 reports.
+  less compute, the trade ``quick`` makes at about 10,000 reports; and, on MIMIC-CXR, DP-LoRA at 2 and 3 epochs
+  without dropout (radcore's DP default since the ``dropout`` study; the other DP rows had MiniLM's own).
 * ``tokens``: TF-IDF + logistic regression on only the first 64, 128 or 256 tokens of each report (MiniLM's
   tokenizer, decoded back to text) beside all of it, at the data study's largest n: how much of the baseline's lead
   is the text a 64- or 128-token model never sees.
@@ -99,6 +100,7 @@ DATA_SIZES = (500, 1000, 2000, 4000, 10_000)
 QUICK_BEFORE = {"mimic-cxr": 5200, "ct-rate": 5300}
 DATA_CORPUS = 13_200  # reports per synthetic corpus of the data study: over 10,000 in either training split
 EPOCH_STUDY = {"LoRA": (2, 3), "DP-LoRA": (1, 2)}  # at max(DATA_SIZES) reports
+EPOCHS_NO_DROPOUT = (2, 3)  # DP-LoRA rows without dropout: the epochs quick takes at 10,000 reports, and the data study's
 TOKEN_WINDOWS = (64, 128, 256, None)  # None: the whole report
 PHASE_N = 4000  # the data study's size where the DP head (0.879 / 0.746) beat DP-LoRA (0.862 / 0.651), MIMIC-CXR
 PHASES = {  # each departs from radcore's DP-LoRA defaults (LP-FT 0.5, a 20-epoch head phase, tuning step 1e-2)
@@ -139,6 +141,9 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
                {**DATA_MODES[mode], "max_train_reports": n, "epochs": e, **({"epsilon": eps} if eps else {})})
               for d in DATASETS for mode, eps in (("LoRA", None), *(("DP-LoRA", e) for e in (0.1, 1.0, 10.0)))
               for e in EPOCH_STUDY[mode]]
+    epochs += [(d, f"DP-LoRA n={n}, {e} epochs, no dropout · ε={eps:g}",  # radcore's DP default since the dropout study
+                {**DP_DEFAULT, "max_train_reports": n, "epochs": e, "epsilon": eps, "dropout": 0.0})
+               for d in LEVER_DATASETS for eps in (0.1, 1.0, 10.0) for e in EPOCHS_NO_DROPOUT]
     tokens = [(d, "TF-IDF, " + (f"first {t} tokens" if t else "whole report"),
                {"mode": "tfidf", "max_train_reports": n, **({"tokens": t} if t else {})})
               for d in DATASETS for t in TOKEN_WINDOWS]
