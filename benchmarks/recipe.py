@@ -247,7 +247,7 @@ def table(rows: list[dict], order: list[str] | None = None) -> str:
         frame = frame.sort_values("name", key=lambda names: names.map(rank), kind="stable")
     frame["cell"] = [f"{f:.3f} ({a:.3f})" for f, a in zip(frame["weighted_f1"], frame["auroc_macro"])]
     wide = frame.pivot_table(index="name", columns="dataset", values="cell", aggfunc="first", sort=False)
-    return wide.reset_index().rename(columns={"name": "setting"}).to_markdown(index=False) + "\n"
+    return wide.fillna("-").reset_index().rename(columns={"name": "setting"}).to_markdown(index=False) + "\n"
 
 
 def main():
