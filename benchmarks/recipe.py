@@ -100,7 +100,7 @@ DATA_SIZES = (500, 1000, 2000, 4000, 10_000)
 QUICK_BEFORE = {"mimic-cxr": 5200, "ct-rate": 5300}
 DATA_CORPUS = 13_200  # reports per synthetic corpus of the data study: over 10,000 in either training split
 EPOCH_STUDY = {"LoRA": (2, 3), "DP-LoRA": (1, 2)}  # at max(DATA_SIZES) reports
-EPOCHS_NO_DROPOUT = (2, 3)  # DP-LoRA rows without dropout: the epochs quick takes at 10,000 reports, and the data study's
+EPOCHS_NO_DROPOUT = (2, 3)  # DP-LoRA without dropout: quick's epochs at 10,000 reports, and the data study's
 TOKEN_WINDOWS = (64, 128, 256, None)  # None: the whole report
 PHASE_N = 4000  # the data study's size where the DP head (0.879 / 0.746) beat DP-LoRA (0.862 / 0.651), MIMIC-CXR
 PHASES = {  # each departs from radcore's DP-LoRA defaults (LP-FT 0.5, a 20-epoch head phase, tuning step 1e-2)
@@ -141,7 +141,7 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
                {**DATA_MODES[mode], "max_train_reports": n, "epochs": e, **({"epsilon": eps} if eps else {})})
               for d in DATASETS for mode, eps in (("LoRA", None), *(("DP-LoRA", e) for e in (0.1, 1.0, 10.0)))
               for e in EPOCH_STUDY[mode]]
-    epochs += [(d, f"DP-LoRA n={n}, {e} epochs, no dropout · ε={eps:g}",  # radcore's DP default since the dropout study
+    epochs += [(d, f"DP-LoRA n={n}, {e} epochs, no dropout · ε={eps:g}",  # radcore's DP default now
                 {**DP_DEFAULT, "max_train_reports": n, "epochs": e, "epsilon": eps, "dropout": 0.0})
                for d in LEVER_DATASETS for eps in (0.1, 1.0, 10.0) for e in EPOCHS_NO_DROPOUT]
     tokens = [(d, "TF-IDF, " + (f"first {t} tokens" if t else "whole report"),
