@@ -77,8 +77,14 @@ def step(model, optimizer, batch: Encoded, device: torch.device, *, chunk: int, 
     the step is the same DP-SGD step whatever the chunking. Returns the batch's mean loss.
     """
     n = len(batch)
-    chunks = length_sorted_batches(batch.lengths(), chunk, n=n) if n else [np.arange(0)]
     total = torch.zeros((), device=device)
+    if private and n == 0:  # an empty Poisson batch: a step of noise alone, without a forward pass (BERT's
+        for p in optimizer.params:  # attention cannot reshape 0 rows), as Opacus steps on empty per-sample grads
+            p.grad_sample = torch.zeros((0, *p.shape), device=p.device, dtype=p.dtype)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total
+    chunks = length_sorted_batches(batch.lengths(), chunk, n=n) if n else [np.arange(0)]
     with attention(model, training_attention(precision, device)):
         for k, idx in enumerate(chunks):
             *inputs, labels, mask = batch.batch(idx)

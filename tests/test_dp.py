@@ -107,6 +107,27 @@ def test_a_dp_step_gathers_its_reports_chunk_by_chunk(monkeypatch):
     assert sum(gathered) == len(batch) and max(gathered) <= 16
 
 
+def test_empty_poisson_batches_are_steps_of_noise_only(monkeypatch):
+    """With an expected batch of 1 in 32 reports about a third of the Poisson batches are empty: each is still a
+    step (noise alone) that the loop takes and the accountant counts."""
+    import radcore.fit as fit_module
+
+    config = _config(batch_size=1, epochs=2)
+    corpus = easy_corpus(32, 0)
+    model, _ = build_model(config, len(corpus.label_names), CPU)
+    data = encode(corpus, load_tokenizer(model_spec(config.model)), max_length=config.max_length)
+    sizes = []
+    monkeypatch.setattr(fit_module, "step", lambda model, optimizer, batch, *a, **k: sizes.append(len(batch))
+                        or step(model, optimizer, batch, *a, **k))
+    _model, privacy, timing = fit(config, model, data, CPU)
+    assert timing["train_steps"] == len(sizes) == privacy["steps"] == 64
+    assert 0 in sizes and sum(sizes) > 0
+    gsm, optimizer, _loader, _engine, data = _private_model(_config())
+    before = {n: p.detach().clone() for n, p in gsm.named_parameters() if p.requires_grad}
+    step(gsm, optimizer, data.take([]), CPU, chunk=16, private=True, precision="fp32")
+    assert all(not torch.equal(before[n], p.detach()) for n, p in gsm.named_parameters() if p.requires_grad)
+
+
 def test_albert_shared_layer_per_sample_gradients_are_exact():
     """ALBERT calls one layer 2x: Opacus' hooks must sum both uses per sample (checked against autograd)."""
     config = _config(model="tiny-albert", lora=LoraSettings(dropout=0.0))
