@@ -141,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True, help="folder to write NLMCXR_reports.tgz into (keep it out of git)")
     data.add_argument("--wheel", help="a torchxrayvision-1.5.7 wheel already on disk (skips the download)")
 
-    table = sub.add_parser("table", help="a profile's results as a markdown table, made from its runs")
+    table = sub.add_parser("table", help="a profile's results (an audit profile's audits) as a markdown table, "
+                           "made from its runs")
     table.add_argument("--profile", default="quick", help="ci, quick, paper or a profile YAML file")
     table.add_argument("--readme", help="replace the <!-- table:PROFILE --> block of this file instead of printing")
 
@@ -213,10 +214,10 @@ def _run(args) -> dict:
         return _grid_or_book(args)
     if args.command == "table":
         from radcore.grid.profile import load_profile
-        from radcore.readme_table import profile_table, replace_block
+        from radcore.readme_table import readme_table, replace_block
 
         profile = load_profile(args.profile)
-        text = profile_table(profile)
+        text = readme_table(profile)
         if not args.readme:
             return text
         return {"written": str(replace_block(args.readme, profile.name, text))}

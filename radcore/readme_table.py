@@ -1,7 +1,8 @@
 """A profile's results as the README's markdown table, made from its runs (never typed by hand).
 
 ``radcore table --profile quick`` prints test weighted F1 (mean ± sd over seeds) and macro AUROC per dataset x
-setting, with the rule labeller's row; ``--readme README.md`` replaces the block between
+setting, with the rule labeller's row; a profile whose cells train with audit canaries (``audit``) gets its audits
+instead, one row per run (:func:`audit_readme_table`). ``--readme README.md`` replaces the block between
 ``<!-- table:PROFILE -->`` and ``<!-- /table:PROFILE -->`` in that file with it.
 """
 
@@ -9,6 +10,33 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
+
+README_AUDIT_COLUMNS = ("setting", "claimed ε", "ε lower bound (95%)", "correct / guesses", "canary AUC",
+                       "MIA AUC [95% CI]", "TPR at 1% FPR [95% CI]", "test weighted F1")
+
+
+def readme_table(profile) -> str:
+    """The README's table of ``profile``: its audits when its cells train with canaries, else its results."""
+    audited = any(profile.train_knobs(d).get("canaries") for d in profile.datasets)
+    return audit_readme_table(profile) if audited else profile_table(profile)
+
+
+def audit_readme_table(profile) -> str:
+    """Markdown: per audited run, in grid order, the claim, the canary bound and the membership attack
+    (:func:`radcore.audit.report.audit_table`), with dataset, model and seed columns where they vary."""
+    from radcore.audit.report import audit_table, collect_audits
+
+    frame = collect_audits(profile.results_root)
+    if frame.empty:
+        raise ValueError(f"no audited runs under {profile.results_root}; run `radcore grid --profile {profile.name}`")
+    table = audit_table(frame)
+    varying = [c for c in ("dataset", "model", "seed") if table[c].nunique() > 1]
+    table = table[[*varying, *README_AUDIT_COLUMNS]]
+    note = (f"\n\nOne row per audited run ({len(frame)}), test split for F1. At {int(frame['canaries'].max())} canary "
+            f"coins no bound can exceed {frame['bound_ceiling'].max():.2f}; * marks a TPR that the "
+            f"{int(frame['mia_nonmembers'].min())} non-members cannot resolve.")
+    return table.to_markdown(index=False) + note + "\n"
 
 
 def profile_table(profile) -> str:

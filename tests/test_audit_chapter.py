@@ -69,3 +69,19 @@ def test_chapter_shows_audited_runs(audited_root, tmp_path):
     joined = "\n".join(texts)
     assert "Audited here: 2 runs (1 of them DP)" in joined and "DP-LoRA ε=1" in joined
     assert "image/png" in out.read_text()  # the figure
+
+
+def test_the_readme_audit_table_is_made_from_the_audited_runs(audited_root, monkeypatch):
+    """`radcore table --profile audit`: a profile whose cells train with canaries gets its audits, one row per run."""
+    from radcore.grid.profile import parse_profile
+    from radcore.readme_table import readme_table
+
+    profile = parse_profile({"name": "audit-test", "description": "d", "models": ["tiny-bert"], "seeds": [0],
+                             "datasets": {"mimic-cxr": {"data": "unused"}}, "settings": [{"mode": "lora"}],
+                             "train": {"canaries": 40}}, source="test")
+    monkeypatch.setattr(type(profile), "results_root", property(lambda self: audited_root))
+    text = readme_table(profile)
+    header, _rule, dp, lora = text.splitlines()[:4]
+    assert header.split("|")[1].strip() == "setting" and "ε lower bound (95%)" in header and "seed" not in header
+    assert "DP-LoRA ε=1" in dp and "| none " in lora  # the DP run's claim, the non-private one's none
+    assert "One row per audited run (2)" in text and "40 canary coins" in text
