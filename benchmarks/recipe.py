@@ -15,13 +15,17 @@ Studies (``--study``):
   and 10 (quick's LoRA and DP head rows, radcore's DP-LoRA defaults).
 * ``epochs``: at the data study's largest n, DP-LoRA with fewer epochs (1 and 2; the data study's rows have 3) and
   LoRA with fewer (2 and 3; the data study's have 6): whether more reports seen fewer times buy the same F1 for
-  less compute, the trade ``quick`` makes at about 10,000 reports; and, on MIMIC-CXR, DP-LoRA at 2 and 3 epochs
+  less compute, the trade ``quick`` makes at about 10,000 reports; and, on MIMIC-CXR, DP-LoRA at 1, 2 and 3 epochs
   without dropout (radcore's DP default since the ``dropout`` study; the other DP rows had MiniLM's own).
 * ``tokens``: TF-IDF + logistic regression on only the first 64, 128 or 256 tokens of each report (MiniLM's
   tokenizer, decoded back to text) beside all of it, at the data study's largest n: how much of the baseline's lead
   is the text a 64- or 128-token model never sees.
 * ``dropout``: every dropout of the trained model (encoder layer, attention, LoRA branch, head) at 0.1, MiniLM's
   own, or off: DP-LoRA at epsilon 1 and 10 (two seeds), the DP head, and non-private LoRA, on both synthetic corpora.
+* ``targets``: which weights of the top layer LoRA adapts, at the data study's largest n on MIMIC-CXR: attention
+  query and value (radcore's default), the feed-forward block alone (the cached prefix could then run through the
+  top layer's attention, about half of a step's compute), or every linear layer; LoRA as in ``quick`` and DP-LoRA
+  at epsilon 1 with radcore's DP defaults.
 * ``phases``: LP-FT's two phases at 4,000 synthetic MIMIC-CXR reports (where the DP head alone beats DP-LoRA): the
   head phase's share of the budget and its epochs, and the tuning phase's learning rate, beside the DP head given
   the whole budget.
@@ -100,7 +104,11 @@ DATA_SIZES = (500, 1000, 2000, 4000, 10_000)
 QUICK_BEFORE = {"mimic-cxr": 5200, "ct-rate": 5300}
 DATA_CORPUS = 13_200  # reports per synthetic corpus of the data study: over 10,000 in either training split
 EPOCH_STUDY = {"LoRA": (2, 3), "DP-LoRA": (1, 2)}  # at max(DATA_SIZES) reports
-EPOCHS_NO_DROPOUT = (2, 3)  # DP-LoRA without dropout: quick's epochs at 10,000 reports, and the data study's
+EPOCHS_NO_DROPOUT = (1, 2, 3)  # DP-LoRA without dropout: half, quick's epochs at 10,000 reports, the data study's
+# LoRA's target modules (peft names; "layer.5" is MiniLM's top layer, the one adapt_layers 1 adapts).
+LORA_TARGETS = {"attention query, value (default)": None,
+                "feed-forward only": ["intermediate.dense", "layer.5.output.dense"],
+                "every linear layer": ["query", "key", "value", "dense"]}
 TOKEN_WINDOWS = (64, 128, 256, None)  # None: the whole report
 PHASE_N = 4000  # the data study's size where the DP head (0.879 / 0.746) beat DP-LoRA (0.862 / 0.651), MIMIC-CXR
 PHASES = {  # each departs from radcore's DP-LoRA defaults (LP-FT 0.5, a 20-epoch head phase, tuning step 1e-2)
@@ -141,7 +149,7 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
                {**DATA_MODES[mode], "max_train_reports": n, "epochs": e, **({"epsilon": eps} if eps else {})})
               for d in DATASETS for mode, eps in (("LoRA", None), *(("DP-LoRA", e) for e in (0.1, 1.0, 10.0)))
               for e in EPOCH_STUDY[mode]]
-    epochs += [(d, f"DP-LoRA n={n}, {e} epochs, no dropout · ε={eps:g}",  # radcore's DP default now
+    epochs += [(d, f"DP-LoRA n={n}, {e} epoch{'s' if e > 1 else ''}, no dropout · ε={eps:g}",  # the DP default
                 {**DP_DEFAULT, "max_train_reports": n, "epochs": e, "epsilon": eps, "dropout": 0.0})
                for d in LEVER_DATASETS for eps in (0.1, 1.0, 10.0) for e in EPOCHS_NO_DROPOUT]
     tokens = [(d, "TF-IDF, " + (f"first {t} tokens" if t else "whole report"),
@@ -158,8 +166,15 @@ def _studies(epsilons=(1.0, 10.0)) -> dict[str, list[tuple[str, str, dict]]]:
                for mode, eps, seeds in (("DP-LoRA", 1.0, DROPOUT_SEEDS), ("DP-LoRA", 10.0, DROPOUT_SEEDS),
                                         ("DP head", 1.0, (0,)), ("DP head", 10.0, (0,)), ("LoRA", None, (0,)))
                for seed in seeds for name, p in DROPOUTS.items()]
+    quick_dp = {**DP_DEFAULT, "max_train_reports": n, "epochs": 2, "dropout": 0.0}
+    targets = [(d, f"{mode}, {name}" + (f" · ε={eps:g}" if eps else ""),
+                {**over, **({"epsilon": eps} if eps else {}), **({"lora": {"target_modules": t}} if t else {})})
+               for d in LEVER_DATASETS
+               for mode, eps, over in (("LoRA", None, {**QUICK_LORA, "max_train_reports": n, "epochs": 3}),
+                                       ("DP-LoRA", 1.0, quick_dp))
+               for name, t in LORA_TARGETS.items() if mode == "LoRA" or name != "every linear layer"]
     return {"adapt": adapt, "levers": levers, "heads": heads, "data": data, "epochs": epochs, "tokens": tokens,
-            "phases": phases, "dropout": dropout}
+            "phases": phases, "dropout": dropout, "targets": targets}
 
 
 def first_tokens(corpus, tokens: int, model: str = "minilm"):
@@ -207,6 +222,7 @@ def _done() -> list[dict]:
 def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None,
         datasets: tuple[str, ...] = DATASETS) -> list[dict]:
     from radcore.config import TrainConfig
+    from radcore.models import LoraSettings
     from radcore.train import train
 
     tag = "quick" if n is None else f"n={n}"
@@ -218,6 +234,8 @@ def run(study: str, *, n: int | None, seed: int = 0, only: str | None = None,
                 or dataset not in datasets):
             continue
         settings = {"seed": row_seed, **{k: v for k, v in over.items() if k != "tokens"}}
+        if "lora" in settings:  # JSON-like in the row, LoraSettings in the config
+            settings["lora"] = LoraSettings(**{k: tuple(v) for k, v in settings["lora"].items()})
         config = TrainConfig(dataset=dataset, data_dir=str(_corpus(dataset, n)), model="minilm",
                              max_length=MAX_LENGTH[dataset], progress=False, **settings)
         start = time.perf_counter()
@@ -261,7 +279,7 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RADCORE_CACHE", str(ROOT / ".cache" / "radcore"))  # the book's cache, wherever this runs
-    n = args.n or (DATA_CORPUS if args.study in ("data", "epochs", "tokens", "phases") else None)
+    n = args.n or (DATA_CORPUS if args.study in ("data", "epochs", "tokens", "phases", "targets") else None)
     rows = run(args.study, n=n, only=args.only, datasets=(args.dataset,) if args.dataset else DATASETS)
     done = [r for r in rows if r["corpus"] == ("quick" if n is None else f"n={n}")]
     text = table(done, order=[name for _, name, _ in _studies()[args.study]])
