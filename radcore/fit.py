@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import warnings
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -84,7 +83,7 @@ def step(model, optimizer, batch: Encoded, device: torch.device, *, chunk: int, 
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return total
-    chunks = length_sorted_batches(batch.lengths(), chunk, n=n) if n else [np.arange(0)]
+    chunks = length_sorted_batches(batch.lengths(), chunk, n=n)
     with attention(model, training_attention(precision, device)):
         for k, idx in enumerate(chunks):
             *inputs, labels, mask = batch.batch(idx)
